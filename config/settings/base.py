@@ -1,0 +1,205 @@
+"""Settings shared by every environment, read from the environment and an optional .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import environ
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+# GENERAL
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+SITE_NAME = env.str("SITE_NAME", default="Relay")
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+# DATABASES
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server, the worker and the scheduler share one file: WAL lets readers run
+    # beside a writer, IMMEDIATE takes the write lock up front instead of failing mid-way.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# URLS
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+# APPS
+INSTALLED_APPS = [
+    # users first: its createsuperuser replaces django.contrib.auth's.
+    "users",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "events",
+    "notifications",
+    "audit",
+    "analytics",
+    "crm",
+]
+
+# AUTHENTICATION
+AUTH_USER_MODEL = "users.User"
+LOGIN_URL = "users:login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# MIDDLEWARE
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# STATIC
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# TEMPLATES
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "config.context_processors.site",
+            ],
+        },
+    },
+]
+
+# SECURITY
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+
+# EMAIL
+def mailers_from_email_url(url: str) -> dict[str, dict[str, Any]]:
+    """Translate django-environ's EMAIL_URL into Django 6.1's MAILERS setting."""
+    config = env.email_url_config(url)
+    backend = config["EMAIL_BACKEND"]
+    options: dict[str, Any] = {}
+    if backend == "django.core.mail.backends.smtp.EmailBackend":
+        # django-environ reads smtps:// as STARTTLS; smtps is implicit SSL (port 465).
+        implicit_ssl = url.startswith("smtps://") or bool(config.get("EMAIL_USE_SSL"))
+        options = {
+            "host": config["EMAIL_HOST"],
+            "port": config["EMAIL_PORT"],
+            "username": config["EMAIL_HOST_USER"] or None,
+            "password": config["EMAIL_HOST_PASSWORD"] or None,
+            "use_ssl": implicit_ssl,
+            "use_tls": bool(config.get("EMAIL_USE_TLS")) and not implicit_ssl,
+            "timeout": env.int("EMAIL_TIMEOUT", default=10),
+        }
+    elif backend == "django.core.mail.backends.filebased.EmailBackend":
+        # django-environ drops the leading slash of filemail:///var/mail.
+        options = {"file_path": "/" + config["EMAIL_FILE_PATH"].lstrip("/")}
+    return {"default": {"BACKEND": backend, "OPTIONS": options}}
+
+
+MAILERS = mailers_from_email_url(env.str("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Relay <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ADMIN_EMAILS = env.list("ADMIN_EMAILS", default=[])
+ADMINS = ADMIN_EMAILS
+
+# CELERY (Redis broker)
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis redelivers a message not acknowledged within this time: it must outlast
+    # the longest task plus its longest retry countdown.
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 1,
+    "socket_timeout": 2,
+}
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = 120
+CELERY_TASK_SOFT_TIME_LIMIT = 90
+# A publish at request time fails fast rather than holding the signup.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# One queue per consumer, named after its receiver's dispatch_uid, so a slow or failing
+# consumer never holds up another; a plain `celery -A config worker` consumes all of them.
+CELERY_TASK_ROUTES = {
+    "notifications.tasks.send_welcome_email": {"queue": "notifications.send_welcome_email"},
+    "notifications.tasks.notify_admins": {"queue": "notifications.notify_admins"},
+    "audit.tasks.record_user_created": {"queue": "audit.record_user_created"},
+    "analytics.tasks.track_signup": {"queue": "analytics.track_signup"},
+    "crm.tasks.sync_crm_contact": {"queue": "crm.sync_contact"},
+}
+# Each queue bound by its own routing key: bound by a shared key, a message would land in all.
+CELERY_TASK_QUEUES = [
+    Queue(name, routing_key=name)
+    for name in [CELERY_TASK_DEFAULT_QUEUE, *(route["queue"] for route in CELERY_TASK_ROUTES.values())]
+]
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The console mail backend writes to stdout: show it as output, not as warnings.
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
+
+# CRM
+CRM_API_URL = env.str("CRM_API_URL", default="")
+CRM_API_KEY = env.str("CRM_API_KEY", default="")
+CRM_BACKEND = "crm.backends.http.CRMBackend" if CRM_API_URL else "crm.backends.local.CRMBackend"
+CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=3.05)
+CRM_READ_TIMEOUT = env.float("CRM_READ_TIMEOUT", default=10.0)
+
+# LOGGING
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "verbose": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "verbose"},
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# TESTS: `manage.py test` runs the same pytest suite as `pytest`.
+TEST_RUNNER = "pytest_django.runner.TestRunner"

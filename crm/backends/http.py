@@ -1,0 +1,75 @@
+"""The CRM over HTTP: PUT {CRM_API_URL}/contacts/{user_id}, as the CRM contract says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import requests
+from django.conf import settings
+
+from crm.backends.base import BaseCRMBackend, Contact, CRMPermanentError, CRMTransientError, SyncResult
+
+SYNCED_STATUSES = frozenset({200, 201, 204})
+ALREADY_SYNCED_STATUS = 409
+TOO_MANY_REQUESTS = 429
+RESPONSE_BODY_KEPT = 2000
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Return the seconds a Retry-After header asks for (delay-seconds or HTTP-date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class CRMBackend(BaseCRMBackend):
+    """Speaks the CRM HTTP contract, with connect and read timeouts always set."""
+
+    def __init__(self) -> None:
+        if not settings.CRM_API_URL or not settings.CRM_API_KEY:
+            raise CRMPermanentError("CRM_API_URL and CRM_API_KEY must both be set for the HTTP CRM backend")
+        self.base_url = settings.CRM_API_URL.rstrip("/")
+        self.api_key = settings.CRM_API_KEY
+        self.timeout = (settings.CRM_CONNECT_TIMEOUT, settings.CRM_READ_TIMEOUT)
+
+    def upsert_contact(self, contact: Contact, *, idempotency_key: str) -> SyncResult:
+        """PUT the contact; map the answer onto synced, transient or permanent."""
+        try:
+            response = requests.put(
+                f"{self.base_url}/contacts/{contact.user_id}",
+                json=contact.to_payload(),
+                headers={
+                    "Authorization": f"Bearer {self.api_key}",
+                    "Idempotency-Key": idempotency_key,
+                    "Content-Type": "application/json",
+                },
+                timeout=self.timeout,
+            )
+        except requests.Timeout as error:
+            raise CRMTransientError(f"CRM timed out: {type(error).__name__}") from error
+        except requests.ConnectionError as error:
+            raise CRMTransientError(f"CRM unreachable: {type(error).__name__}") from error
+        status = response.status_code
+        if status in SYNCED_STATUSES:
+            return SyncResult(status_code=status)
+        if status == ALREADY_SYNCED_STATUS:
+            return SyncResult(status_code=status, already_synced=True)
+        body = response.text[:RESPONSE_BODY_KEPT]
+        if status == TOO_MANY_REQUESTS or status >= 500:
+            raise CRMTransientError(
+                f"CRM answered HTTP {status}",
+                status=status,
+                body=body,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        raise CRMPermanentError(f"CRM rejected the contact: HTTP {status}", status=status, body=body)

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class EventsConfig(AppConfig):
+    """Infrastructure: stores published domain events and sends their signals on commit."""
+
+    name = "events"
+    verbose_name = "Domain events"

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AppendOnlyError, AuditEntry
+from audit.services import audit_entry_record_user_created
+from tests.factories import UserCreatedFactory, UserFactory
+from users.events import UserCreationSource
+
+pytestmark = pytest.mark.django_db
+
+
+def test_audit_entry_names_action_actor_target_source_event_and_time() -> None:
+    staff = UserFactory(is_staff=True)
+    event = UserCreatedFactory(source=UserCreationSource.ADMIN, actor_id=staff.pk)
+
+    entry = audit_entry_record_user_created(event=event)
+
+    assert (entry.action, entry.actor_id, entry.target_user_id, entry.source, entry.event_id, entry.occurred_at) == (
+        "user.created",
+        staff.pk,
+        event.user_id,
+        "admin",
+        event.event_id,
+        event.occurred_at,
+    )
+
+
+def test_redelivered_event_records_one_audit_entry() -> None:
+    event = UserCreatedFactory()
+
+    first = audit_entry_record_user_created(event=event)
+    second = audit_entry_record_user_created(event=event)
+
+    assert first.pk == second.pk
+    assert AuditEntry.objects.count() == 1
+
+
+def test_audit_entries_are_append_only() -> None:
+    entry = audit_entry_record_user_created(event=UserCreatedFactory())
+
+    entry.source = "tampered"
+    with pytest.raises(AppendOnlyError):
+        entry.save()
+    with pytest.raises(AppendOnlyError):
+        entry.delete()
+    with pytest.raises(AppendOnlyError):
+        AuditEntry.objects.filter(pk=entry.pk).update(source="tampered")
+    with pytest.raises(AppendOnlyError):
+        AuditEntry.objects.all().delete()
+    assert AuditEntry.objects.get().source == "signup_form"
+
+
+def test_audit_entry_outlives_the_user_it_names() -> None:
+    user = UserFactory()
+    user_id = user.pk
+    audit_entry_record_user_created(event=UserCreatedFactory(user_id=user_id))
+
+    user.delete()
+
+    assert AuditEntry.objects.get().target_user_id == user_id

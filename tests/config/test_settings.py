@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config.celery_app import app
+from config.settings.base import mailers_from_email_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+
+def test_deploy_checks_pass_under_production_settings() -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
+        "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+        "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
+        "CRM_API_URL": "https://crm.example.com/api",
+        "CRM_API_KEY": "crm-secret",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_READ_DOT_ENV": "false",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key() -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_READ_DOT_ENV": "false",
+        "HOME": "/tmp",
+    }
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url, backend, options",
+    [
+        ("consolemail://", "django.core.mail.backends.console.EmailBackend", {}),
+        (
+            "filemail:///var/mail/relay",
+            "django.core.mail.backends.filebased.EmailBackend",
+            {"file_path": "/var/mail/relay"},
+        ),
+        (
+            "smtp://user:pw@mail.example.com:2525",
+            "django.core.mail.backends.smtp.EmailBackend",
+            {
+                "host": "mail.example.com",
+                "port": 2525,
+                "username": "user",
+                "password": "pw",
+                "use_tls": False,
+                "use_ssl": False,
+            },
+        ),
+        (
+            "smtp+tls://mail.example.com:587",
+            "django.core.mail.backends.smtp.EmailBackend",
+            {
+                "host": "mail.example.com",
+                "port": 587,
+                "username": None,
+                "password": None,
+                "use_tls": True,
+                "use_ssl": False,
+            },
+        ),
+        (
+            "smtps://mail.example.com:465",
+            "django.core.mail.backends.smtp.EmailBackend",
+            {
+                "host": "mail.example.com",
+                "port": 465,
+                "username": None,
+                "password": None,
+                "use_tls": False,
+                "use_ssl": True,
+            },
+        ),
+    ],
+)
+def test_email_url_becomes_the_default_mailer(url: str, backend: str, options: dict[str, object]) -> None:
+    mailer = mailers_from_email_url(url)["default"]
+
+    assert mailer["BACKEND"] == backend
+    assert {key: value for key, value in mailer["OPTIONS"].items() if key != "timeout"} == options
+
+
+def test_celery_speaks_json_only_and_acknowledges_late() -> None:
+    assert app.conf.accept_content == ["json"]
+    assert app.conf.task_serializer == "json"
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.broker_url == settings.REDIS_URL
+
+
+def test_every_consumer_task_has_its_own_queue_that_the_worker_consumes() -> None:
+    consumer_tasks = sorted(
+        name for name in app.tasks if name.split(".")[0] in {"notifications", "audit", "analytics", "crm"}
+    )
+    declared = {queue.name: queue.routing_key for queue in app.conf.task_queues}
+
+    routes = {name: app.amqp.router.route({}, name)["queue"].name for name in consumer_tasks}
+
+    assert len(consumer_tasks) == 5
+    assert len(set(routes.values())) == 5
+    assert set(routes.values()) <= set(declared)
+    assert all(declared[name] == name for name in routes.values())

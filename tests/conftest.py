@@ -1,0 +1,59 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from config.celery_app import app as celery_app
+from crm.backends import locmem
+from tests.broker import purge_queues
+from tests.factories import PASSWORD, UserFactory
+from users.events import UserCreated
+from users.models import User
+from users.signals import user_created
+
+
+@pytest.fixture(autouse=True)
+def _empty_queues_and_outboxes() -> Iterator[None]:
+    """Start and end every test with empty queues and an empty in-memory CRM."""
+    locmem.outbox.clear()
+    yield
+    locmem.outbox.clear()
+    purge_queues(celery_app)
+
+
+@pytest.fixture
+def captured_events() -> Iterator[list[UserCreated]]:
+    """Collect every UserCreated sent while the test runs."""
+    events: list[UserCreated] = []
+
+    def capture(sender: Any, *, event: UserCreated, **kwargs: Any) -> None:
+        events.append(event)
+
+    user_created.connect(capture, dispatch_uid="tests.captured_events")
+    yield events
+    user_created.disconnect(dispatch_uid="tests.captured_events")
+
+
+@pytest.fixture
+def password() -> str:
+    """A password every validator accepts."""
+    return PASSWORD
+
+
+@pytest.fixture
+def staff_user(db: None) -> User:
+    """A superuser, as an operator signs into the admin."""
+    return UserFactory(is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def staff_client(staff_user: User) -> Client:
+    """A client signed in as staff_user."""
+    client = Client()
+    client.force_login(staff_user)
+    return client

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from crm.backends import get_backend, locmem
+from crm.backends.base import Contact, CRMPermanentError, CRMTransientError
+from crm.backends.http import CRMBackend as HTTPBackend
+from crm.backends.http import parse_retry_after
+from crm.backends.local import CRMBackend as LocalBackend
+from devtools.redis_server import free_port
+from tests.servers import CRMResponse, FakeCRM, running_crm
+
+CONTACT = Contact(user_id=7, email="ann@example.com", name="Ann", signed_up_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+KEY = "7d7a4b4e-8a55-4f55-9a4b-3f1b7c1f6d11"
+
+
+@pytest.fixture
+def crm(settings) -> Iterator[FakeCRM]:
+    """A real HTTP CRM on localhost, with the HTTP backend pointed at it."""
+    with running_crm() as server:
+        settings.CRM_BACKEND = "crm.backends.http.CRMBackend"
+        settings.CRM_API_URL = server.url
+        settings.CRM_API_KEY = "secret-key"
+        settings.CRM_READ_TIMEOUT = 0.5
+        yield server
+
+
+def test_http_backend_speaks_the_crm_contract(crm: FakeCRM) -> None:
+    result = get_backend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+    assert result.status_code == 200
+    [request] = crm.requests
+    assert (request.method, request.path) == ("PUT", "/contacts/7")
+    assert request.headers["authorization"] == "Bearer secret-key"
+    assert request.headers["idempotency-key"] == KEY
+    assert request.headers["content-type"] == "application/json"
+    assert request.body == {"email": "ann@example.com", "name": "Ann", "signed_up_at": "2026-11-27T09:00:00+00:00"}
+
+
+@pytest.mark.parametrize("status", [200, 201, 204])
+def test_http_backend_treats_2xx_as_synced(crm: FakeCRM, status: int) -> None:
+    crm.answer(CRMResponse(status=status, body=""))
+
+    result = get_backend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+    assert (result.status_code, result.already_synced) == (status, False)
+
+
+def test_http_backend_treats_409_as_already_synced(crm: FakeCRM) -> None:
+    crm.answer(CRMResponse(status=409))
+
+    result = get_backend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+    assert (result.status_code, result.already_synced) == (409, True)
+
+
+def test_http_backend_treats_429_as_transient_and_reads_retry_after(crm: FakeCRM) -> None:
+    crm.answer(CRMResponse(status=429, headers={"Retry-After": "7"}))
+
+    with pytest.raises(CRMTransientError) as error:
+        get_backend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+    assert (error.value.status, error.value.retry_after) == (429, 7.0)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_http_backend_treats_5xx_as_transient(crm: FakeCRM, status: int) -> None:
+    crm.answer(CRMResponse(status=status, body="upstream down"))
+
+    with pytest.raises(CRMTransientError) as error:
+        get_backend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+    assert error.value.status == status
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_http_backend_treats_other_4xx_as_permanent_with_the_response(crm: FakeCRM, status: int) -> None:
+    crm.answer(CRMResponse(status=status, body='{"error": "bad contact"}'))
+
+    with pytest.raises(CRMPermanentError) as error:
+        get_backend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+    assert (error.value.status, error.value.body) == (status, '{"error": "bad contact"}')
+
+
+def test_http_backend_read_timeout_is_transient(crm: FakeCRM) -> None:
+    crm.answer(CRMResponse(delay=2.0))
+
+    with pytest.raises(CRMTransientError, match="timed out"):
+        get_backend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+
+def test_http_backend_connection_refused_is_transient(settings) -> None:
+    settings.CRM_API_URL = f"http://127.0.0.1:{free_port()}"
+
+    with pytest.raises(CRMTransientError, match="unreachable"):
+        HTTPBackend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+
+def test_http_backend_always_sets_connect_and_read_timeouts(settings) -> None:
+    settings.CRM_API_URL = "http://crm.invalid"
+
+    backend = HTTPBackend()
+
+    connect, read = backend.timeout
+    assert connect > 0 and read > 0
+
+
+def test_http_backend_refuses_to_run_without_a_key(settings) -> None:
+    settings.CRM_API_URL = "http://crm.invalid"
+    settings.CRM_API_KEY = ""
+
+    with pytest.raises(CRMPermanentError, match="CRM_API_KEY"):
+        HTTPBackend()
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+
+    assert parse_retry_after("120") == 120.0
+    assert 55 <= parse_retry_after(in_a_minute) <= 60
+    assert parse_retry_after("not a date") is None
+    assert parse_retry_after(None) is None
+
+
+def test_local_backend_logs_the_sync_without_the_address(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="crm.backends.local"):
+        LocalBackend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+    assert "user 7" in caplog.text
+    assert "ann@example.com" not in caplog.text
+
+
+def test_locmem_backend_keeps_contacts_in_memory() -> None:
+    locmem.CRMBackend().upsert_contact(CONTACT, idempotency_key=KEY)
+
+    assert locmem.outbox == [locmem.SentContact(contact=CONTACT, idempotency_key=KEY)]
+
+
+def test_backend_is_chosen_by_settings(settings) -> None:
+    settings.CRM_BACKEND = "crm.backends.local.CRMBackend"
+
+    assert isinstance(get_backend(), LocalBackend)

@@ -1,0 +1,49 @@
+"""Factories for the test suite."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from factory.django import DjangoModelFactory
+
+from events.models import Event
+from users.events import UserCreated, UserCreationSource
+from users.models import User
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(DjangoModelFactory[User]):
+    """A saved user, inserted directly: no service, no event."""
+
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    name = factory.Faker("name")
+    password = factory.django.Password(PASSWORD)
+
+
+class UserCreatedFactory(factory.Factory[UserCreated]):
+    """A UserCreated for a new user, stored in the event log as event_publish would store it."""
+
+    class Meta:
+        model = UserCreated
+
+    user_id = factory.LazyFunction(lambda: UserFactory().pk)
+    source = UserCreationSource.SIGNUP_FORM
+    actor_id = None
+
+    @classmethod
+    def _create(cls, model_class: type[UserCreated], *args: Any, **kwargs: Any) -> UserCreated:
+        event = model_class(*args, **kwargs)
+        Event.objects.create(
+            id=event.event_id,
+            name=event.name,
+            version=event.version,
+            payload=event.to_dict(),
+            occurred_at=event.occurred_at,
+        )
+        return event

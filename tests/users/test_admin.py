@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from events.models import Event
+from tests.factories import UserFactory
+from users.events import UserCreated, UserCreationSource
+from users.models import User
+
+pytestmark = pytest.mark.django_db
+
+ADD_URL = reverse("admin:users_user_add")
+
+
+def test_admin_add_form_creates_through_the_service_with_the_staff_user_as_actor(
+    staff_client: Client,
+    staff_user: User,
+    django_capture_on_commit_callbacks,
+    captured_events: list[UserCreated],
+    password: str,
+) -> None:
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            ADD_URL, {"email": "new@example.com", "name": "New Person", "password1": password, "password2": password}
+        )
+
+    # then
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    user = User.objects.get(email="new@example.com")
+    assert response.url == reverse("admin:users_user_change", args=[user.pk])
+    assert user.check_password(password)
+    assert len(captured_events) == 1
+    assert (captured_events[0].user_id, captured_events[0].source, captured_events[0].actor_id) == (
+        user.pk,
+        UserCreationSource.ADMIN,
+        staff_user.pk,
+    )
+
+
+def test_admin_add_form_applies_validators_and_creates_nothing(
+    staff_client: Client, captured_events: list[UserCreated]
+) -> None:
+    UserFactory(email="taken@example.com")
+
+    response = staff_client.post(
+        ADD_URL, {"email": "TAKEN@example.com", "name": "", "password1": "123", "password2": "123"}
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "email" in errors and "password2" in errors
+    assert User.objects.filter(email__iexact="taken@example.com").count() == 1
+    assert captured_events == []
+
+
+def test_admin_edit_emits_nothing(
+    staff_client: Client, django_capture_on_commit_callbacks, captured_events: list[UserCreated]
+) -> None:
+    user = UserFactory(name="Old Name")
+    change_url = reverse("admin:users_user_change", args=[user.pk])
+    form = staff_client.get(change_url).context["adminform"].form
+    data = {key: value for key, value in form.initial.items() if value is not None and key != "password"}
+    data |= {"name": "New Name", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"}
+    data["groups"] = []
+    data["user_permissions"] = []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(change_url, {k: v for k, v in data.items() if k != "last_login"})
+
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.name == "New Name"
+    assert captured_events == []
+    assert not Event.objects.exists()
+
+
+def test_admin_lists_users(staff_client: Client) -> None:
+    UserFactory(email="listed@example.com")
+
+    response = staff_client.get(reverse("admin:users_user_changelist"))
+
+    assert response.status_code == 200
+    assert "listed@example.com" in response.text

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from uuid import UUID
+
+import pytest
+
+from users.events import UserCreated, UserCreationSource
+
+
+def test_user_created_round_trips_through_json() -> None:
+    # given
+    event = UserCreated(user_id=42, source=UserCreationSource.ADMIN, actor_id=7)
+
+    # when
+    restored = UserCreated.from_json(event.to_json())
+
+    # then
+    assert restored == event
+    assert json.loads(event.to_json()) == {
+        "event_id": str(event.event_id),
+        "occurred_at": event.occurred_at.isoformat(),
+        "user_id": 42,
+        "source": "admin",
+        "actor_id": 7,
+        "version": 1,
+    }
+
+
+def test_user_created_has_an_id_and_an_aware_utc_time_by_default() -> None:
+    event = UserCreated(user_id=1, source=UserCreationSource.SERVICE)
+
+    assert isinstance(event.event_id, UUID)
+    assert event.occurred_at.tzinfo is UTC
+    assert event.actor_id is None
+    assert event.version == 1
+
+
+def test_user_created_normalises_an_aware_time_to_utc() -> None:
+    paris = timezone(timedelta(hours=1))
+
+    event = UserCreated(user_id=1, source="cli", occurred_at=datetime(2026, 1, 1, 13, 0, tzinfo=paris))
+
+    assert event.occurred_at == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert event.occurred_at.tzinfo is UTC
+    assert event.source is UserCreationSource.CLI
+
+
+def test_user_created_refuses_a_naive_time() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        UserCreated(user_id=1, source=UserCreationSource.CLI, occurred_at=datetime(2026, 1, 1))
+
+
+def test_user_created_refuses_an_unknown_source() -> None:
+    with pytest.raises(ValueError):
+        UserCreated(user_id=1, source="carrier-pigeon")
+
+
+def test_user_created_is_frozen() -> None:
+    event = UserCreated(user_id=1, source=UserCreationSource.SERVICE)
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.user_id = 2  # type: ignore[misc]

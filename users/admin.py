@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.forms import ModelForm
+from django.http import HttpRequest
+
+from users.events import UserCreationSource
+from users.forms import UserChangeForm, UserCreationForm
+from users.models import User
+from users.services import user_create
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    """Users; the add form creates through users.services, with the staff user as actor."""
+
+    form = UserChangeForm
+    add_form = UserCreationForm
+    ordering = ("-date_joined",)
+    list_display = ("email", "name", "is_staff", "is_active", "date_joined")
+    list_filter = ("is_staff", "is_superuser", "is_active")
+    search_fields = ("email", "name")
+    readonly_fields = ("date_joined", "last_login")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Profile", {"fields": ("name",)}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "name", "password1", "password2")}),)
+
+    def save_form(self, request: HttpRequest, form: ModelForm, change: bool) -> Any:
+        if change:
+            return super().save_form(request, form, change)
+        # Not form.save(commit=False): it would hash the password only for save_model to hash it again.
+        return form.instance
+
+    def save_model(self, request: HttpRequest, obj: User, form: ModelForm, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = user_create(
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+            name=form.cleaned_data["name"],
+            source=UserCreationSource.ADMIN,
+            actor=request.user,
+        )
+        # The admin goes on with obj (history log, redirect): make it the row just created.
+        obj.pk = created.pk
+        obj.password = created.password
+        obj.date_joined = created.date_joined
+        obj._state.adding = False
+        obj._state.db = created._state.db
+
+    def save_related(self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool) -> None:
+        if change:
+            super().save_related(request, form, formsets, change)
+        # The add form has no related fields: the service saved everything.

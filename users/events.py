@@ -1,0 +1,77 @@
+"""Domain events of the users app: facts, in the past tense."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+from uuid import UUID, uuid4
+
+
+class UserCreationSource(StrEnum):
+    """Where a user was created from."""
+
+    SIGNUP_FORM = "signup_form"
+    ADMIN = "admin"
+    CLI = "cli"
+    SERVICE = "service"
+
+
+def _now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserCreated:
+    """A user was created and the creating transaction committed."""
+
+    name: ClassVar[str] = "user.created"
+
+    user_id: int
+    source: UserCreationSource
+    actor_id: int | None = None
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
+            raise ValueError("UserCreated.occurred_at must be timezone-aware")
+        # Frozen: normalise through object.__setattr__, once, at construction.
+        object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
+        object.__setattr__(self, "source", UserCreationSource(self.source))
+        object.__setattr__(self, "event_id", UUID(str(self.event_id)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "source": self.source.value,
+            "actor_id": self.actor_id,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserCreated:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            source=UserCreationSource(data["source"]),
+            actor_id=None if data.get("actor_id") is None else int(data["actor_id"]),
+            version=int(data["version"]),
+        )
+
+    def to_json(self) -> str:
+        """Serialise the event to a JSON string."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> UserCreated:
+        """Parse an event from the JSON to_json produced."""
+        return cls.from_dict(json.loads(raw))

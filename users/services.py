@@ -1,0 +1,66 @@
+"""Business logic of the users app."""
+
+from __future__ import annotations
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from events.services import event_publish
+from users.events import UserCreated, UserCreationSource
+from users.models import User
+from users.signals import user_created
+
+EMAIL_TAKEN_MESSAGE = "A user with that e-mail address already exists."
+
+
+def user_email_is_taken(*, email: str) -> bool:
+    """Return whether a user has this e-mail address in any letter case."""
+    return User.objects.filter(email__iexact=email).exists()
+
+
+def user_create(
+    *,
+    email: str,
+    password: str | None,
+    name: str = "",
+    source: UserCreationSource = UserCreationSource.SERVICE,
+    actor: User | None = None,
+    is_staff: bool = False,
+    is_superuser: bool = False,
+) -> User:
+    """Create a user and emit UserCreated once the creating transaction commits.
+
+    Raises ValidationError for an invalid or taken e-mail address or a weak password;
+    a password of None gives the user an unusable password (no password login).
+    """
+    user = User(
+        email=User.objects.normalize_email(email.strip()),
+        name=name.strip(),
+        is_staff=is_staff,
+        is_superuser=is_superuser,
+    )
+    if password is None:
+        user.set_unusable_password()
+    else:
+        validate_password(password, user)
+        user.set_password(password)
+    user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
+    if user_email_is_taken(email=user.email):
+        raise ValidationError({"email": EMAIL_TAKEN_MESSAGE}, code="unique")
+    try:
+        with transaction.atomic():
+            user.save()
+            event = UserCreated(
+                user_id=user.pk,
+                source=source,
+                actor_id=actor.pk if actor is not None else None,
+                occurred_at=user.date_joined,
+            )
+            event_publish(signal=user_created, event=event)
+    except IntegrityError:
+        # Another request took the address between the check above and the insert.
+        if user_email_is_taken(email=user.email):
+            raise ValidationError({"email": EMAIL_TAKEN_MESSAGE}, code="unique") from None
+        raise
+    return user

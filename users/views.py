@@ -1,0 +1,52 @@
+"""Views of the users app: validate with a form, then call one service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse_lazy
+from django.views.generic import FormView, TemplateView
+
+from users.events import UserCreationSource
+from users.forms import UserCreationForm
+from users.services import user_create
+
+
+class HomeView(TemplateView):
+    """The landing page; greets a signed-in user by name."""
+
+    template_name = "home.html"
+
+
+class SignupView(FormView):
+    """Create an account, sign the new user in and greet them."""
+
+    template_name = "users/signup.html"
+    form_class = UserCreationForm
+    success_url = reverse_lazy("home")
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            return redirect("home")
+        return super().dispatch(request, *args, **kwargs)
+
+    def form_valid(self, form: UserCreationForm) -> HttpResponse:
+        try:
+            user = user_create(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"],
+                name=form.cleaned_data["name"],
+                source=UserCreationSource.SIGNUP_FORM,
+            )
+        except ValidationError as error:
+            # The service is the authority (e.g. an address taken by a concurrent signup).
+            form.add_error(None, error)
+            return self.form_invalid(form)
+        login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(self.request, f"Welcome aboard, {user.get_short_name()}! Your account is ready.")
+        return HttpResponseRedirect(self.get_success_url())
