@@ -6,3 +6,6 @@ class EventsConfig(AppConfig):
 
     name = "events"
     verbose_name = "Domain events"
+
+    def ready(self) -> None:
+        from events import checks  # noqa: F401  (registers the delivery guarantees check)

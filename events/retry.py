@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.db import InterfaceError, OperationalError
 
@@ -15,6 +16,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     smtplib.SMTPException,
     ConnectionError,
     TimeoutError,
+    SoftTimeLimitExceeded,
 )
 
 RETRY_BACKOFF_MAX = 600

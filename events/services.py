@@ -1,20 +1,30 @@
-"""Publishing and loading domain events."""
+"""Publishing domain events, delivering them to consumers once, and recovering what is owed."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
+import os
+import socket
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Protocol, Self
 from uuid import UUID
 
+from django.conf import settings
 from django.db import transaction
-from django.dispatch import Signal
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
 
-from events.models import Event
+from events.models import Delivery, Event
+from events.publishing import publishing_batch
+from events.signals import EventSignal, event_signals
 
 logger = logging.getLogger(__name__)
+
+ERROR_KEPT = 4000
 
 
 class DomainEvent(Protocol):
@@ -31,27 +41,56 @@ class DomainEvent(Protocol):
     def from_dict(cls, data: dict[str, Any]) -> Self: ...
 
 
-def event_publish(*, signal: Signal, event: DomainEvent) -> None:
-    """Store event in the current transaction and send signal with it once that commits.
+def _redelivery_after() -> timedelta:
+    return timedelta(seconds=settings.EVENTS_REDELIVERY_AFTER)
 
-    Nothing is sent when the transaction rolls back. Receivers run through send_robust:
-    one failing receiver neither stops the others nor reaches the caller.
-    """
-    Event.objects.create(
+
+# Publishing ------------------------------------------------------------------------------------
+
+
+def event_store(*, signal: EventSignal, event: DomainEvent) -> Event:
+    """Store event and one pending delivery per consumer of signal, in the current transaction."""
+    stored = Event.objects.create(
         id=event.event_id,
         name=event.name,
         version=event.version,
         payload=event.to_dict(),
         occurred_at=event.occurred_at,
     )
-    transaction.on_commit(partial(_send, signal, event))
+    due_at = timezone.now() + _redelivery_after()
+    Delivery.objects.bulk_create(
+        [Delivery(event=stored, consumer=consumer, due_at=due_at) for consumer in signal.consumers]
+    )
+    return stored
 
 
-def _send(signal: Signal, event: DomainEvent) -> None:
-    for receiver, result in signal.send_robust(sender=type(event), event=event):
+def event_publish(*, signal: EventSignal, event: DomainEvent) -> None:
+    """Store event and its deliveries in the current transaction; send signal once that commits.
+
+    Nothing is sent when the transaction rolls back. What the dispatch fails to enqueue (broker
+    down, process killed after COMMIT) stays pending and the sweep enqueues it later.
+    """
+    event_store(signal=signal, event=event)
+    transaction.on_commit(partial(_dispatch, signal, event))
+
+
+def _dispatch(signal: EventSignal, event: DomainEvent) -> None:
+    """Send signal to every receiver; their enqueues share one round trip to the broker."""
+    try:
+        with publishing_batch():
+            results = signal.send_robust(sender=type(event), event=event)
+    except Exception as error:
+        logger.warning(
+            "Broker unavailable while dispatching %s event %s (%s): the sweep will enqueue its deliveries",
+            event.name,
+            event.event_id,
+            type(error).__name__,
+        )
+        return
+    for receiver, result in results:
         if isinstance(result, Exception):
             logger.error(
-                "Receiver %s failed for %s event %s",
+                "Receiver %s failed for %s event %s: the sweep will retry it",
                 _receiver_name(receiver),
                 event.name,
                 event.event_id,
@@ -67,3 +106,233 @@ def event_load[E: DomainEvent](*, event_id: UUID | str, event_class: type[E]) ->
     """Load a stored event as an instance of event_class."""
     stored = Event.objects.get(pk=event_id, name=event_class.name)
     return event_class.from_dict(stored.payload)
+
+
+# Delivering -------------------------------------------------------------------------------------
+
+
+def _lease_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def delivery_claim(*, consumer: str, event_id: UUID | str) -> Delivery | None:
+    """Lease the pending delivery of event_id to consumer for this worker, or return None.
+
+    None means: nothing to do here (already done or dead-lettered, leased by another worker,
+    unknown) or the delivery just used its last attempt and became a dead letter.
+    """
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.EVENTS_LEASE)
+    claimed = (
+        Delivery.objects.filter(event_id=event_id, consumer=consumer, status=Delivery.Status.PENDING)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            attempts=F("attempts") + 1,
+            lease_owner=_lease_owner(),
+            lease_until=lease_until,
+            due_at=lease_until + _redelivery_after(),
+            updated_at=now,
+        )
+    )
+    delivery = Delivery.objects.filter(event_id=event_id, consumer=consumer).first()
+    if delivery is None:
+        logger.warning("No delivery of event %s is owed to %s: message dropped", event_id, consumer)
+        return None
+    if not claimed:
+        logger.info("Delivery of event %s to %s skipped: %s", event_id, consumer, _why_not_claimed(delivery, now))
+        return None
+    if delivery.attempts > settings.EVENTS_MAX_ATTEMPTS:
+        delivery_fail(delivery=delivery, error=f"gave up after {settings.EVENTS_MAX_ATTEMPTS} attempts")
+        logger.error("Delivery of event %s to %s dead-lettered after %s attempts", event_id, consumer, delivery.attempts - 1)
+        return None
+    return delivery
+
+
+def _why_not_claimed(delivery: Delivery, now: datetime) -> str:
+    if delivery.status != Delivery.Status.PENDING:
+        return f"already {delivery.status}"
+    return f"leased by {delivery.lease_owner} until {delivery.lease_until:%H:%M:%S}"
+
+
+def delivery_complete(*, delivery: Delivery) -> None:
+    """Mark a claimed delivery done."""
+    now = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.DONE, lease_owner="", lease_until=None, completed_at=now, updated_at=now
+    )
+
+
+def delivery_release(*, delivery: Delivery, retry_in: float, error: BaseException | str | None) -> None:
+    """Give a claimed delivery's lease back until its retry, which the sweep stands in for if lost."""
+    now = timezone.now()
+    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(
+        lease_owner="",
+        lease_until=None,
+        due_at=now + timedelta(seconds=retry_in) + _redelivery_after(),
+        last_error=_describe(error),
+        updated_at=now,
+    )
+
+
+def delivery_fail(*, delivery: Delivery, error: BaseException | str) -> None:
+    """Make a delivery a dead letter, with the error that ended it."""
+    Delivery.objects.filter(pk=delivery.pk).update(
+        status=Delivery.Status.FAILED,
+        lease_owner="",
+        lease_until=None,
+        last_error=_describe(error),
+        updated_at=timezone.now(),
+    )
+
+
+def _describe(error: BaseException | str | None) -> str:
+    if error is None:
+        return ""
+    if isinstance(error, str):
+        return error
+    lines = traceback.format_exception(error)
+    # The last lines say the most: keep them when the whole is too long.
+    return "".join(lines)[-ERROR_KEPT:]
+
+
+# Recovering -------------------------------------------------------------------------------------
+
+
+def _enqueue(deliveries: Iterable[Delivery]) -> int:
+    """Call each delivery's receiver again (it enqueues its task), in one publishing batch."""
+    by_event: dict[UUID, list[Delivery]] = defaultdict(list)
+    for delivery in deliveries:
+        by_event[delivery.event_id].append(delivery)
+    events = Event.objects.in_bulk(list(by_event))
+    enqueued = 0
+    unknown: list[tuple[int, str]] = []
+    with publishing_batch():
+        for event_id, owed in by_event.items():
+            stored = events[event_id]
+            signal = event_signals.get(stored.name)
+            for delivery in owed:
+                receiver = signal.consumers.get(delivery.consumer) if signal else None
+                if receiver is None:
+                    unknown.append((delivery.pk, f"no receiver is connected as {delivery.consumer}"))
+                    continue
+                receiver(sender=signal.event_class, event=signal.event_class.from_dict(stored.payload))
+                enqueued += 1
+    for pk, reason in unknown:
+        Delivery.objects.filter(pk=pk).update(status=Delivery.Status.FAILED, last_error=reason, updated_at=timezone.now())
+    return enqueued
+
+
+def delivery_sweep(*, batch_size: int | None = None, now: datetime | None = None) -> int:
+    """Enqueue again every pending delivery past its due time; return how many were enqueued.
+
+    Each one re-enqueued waits twice as long as the last before the next sweep may enqueue it
+    again, so a long backlog is not flooded with duplicates (which would be harmless, only slow).
+    """
+    now = now or timezone.now()
+    batch_size = batch_size or settings.EVENTS_SWEEP_BATCH
+    total = 0
+    while True:
+        with transaction.atomic():
+            overdue = list(
+                Delivery.objects.select_for_update(skip_locked=True)
+                .filter(status=Delivery.Status.PENDING, due_at__lte=now)
+                .order_by("due_at")[:batch_size]
+            )
+            for delivery in overdue:
+                backoff = settings.EVENTS_REDELIVERY_AFTER * 2 ** min(delivery.sweeps, 6)
+                delivery.sweeps += 1
+                delivery.due_at = now + timedelta(seconds=backoff)
+            Delivery.objects.bulk_update(overdue, ["sweeps", "due_at"])
+        if not overdue:
+            return total
+        total += _enqueue(overdue)
+        logger.info("Sweep enqueued %s overdue deliveries", len(overdue))
+        if len(overdue) < batch_size:
+            return total
+
+
+def consumers_matching(names: Iterable[str]) -> list[str]:
+    """Expand consumer names and app labels ("crm") into the connected consumers they select."""
+    known = sorted({consumer for signal in event_signals.values() for consumer in signal.consumers})
+    selected: list[str] = []
+    for name in names:
+        matches = [consumer for consumer in known if consumer == name or consumer.startswith(f"{name}.")]
+        if not matches:
+            raise ValueError(f"No consumer is named {name!r}. Known consumers: {', '.join(known)}")
+        selected.extend(match for match in matches if match not in selected)
+    return selected
+
+
+def deliveries_for_replay(
+    *,
+    consumers: list[str],
+    event_id: UUID | str | None = None,
+    failed: bool = False,
+    since: datetime | None = None,
+) -> QuerySet[Delivery]:
+    """Select the deliveries a replay would run (without creating the missing ones)."""
+    deliveries = Delivery.objects.filter(consumer__in=consumers).select_related("event")
+    if event_id is not None:
+        deliveries = deliveries.filter(event_id=event_id)
+    if failed:
+        deliveries = deliveries.filter(status=Delivery.Status.FAILED)
+    if since is not None:
+        deliveries = deliveries.filter(event__occurred_at__gte=since).exclude(status=Delivery.Status.DONE)
+    return deliveries.order_by("event__occurred_at", "consumer")
+
+
+def events_missing_deliveries(
+    *, consumers: list[str], event_id: UUID | str | None = None, since: datetime | None = None
+) -> list[tuple[Event, str]]:
+    """Return (event, consumer) pairs owed a delivery that has no row yet (a consumer added later)."""
+    events = Event.objects.all()
+    if event_id is not None:
+        events = events.filter(pk=event_id)
+    elif since is not None:
+        events = events.filter(occurred_at__gte=since)
+    else:
+        return []
+    missing: list[tuple[Event, str]] = []
+    for consumer in consumers:
+        names = [name for name, signal in event_signals.items() if consumer in signal.consumers]
+        candidates = events.filter(name__in=names).exclude(deliveries__consumer=consumer).order_by("occurred_at")
+        missing.extend((event, consumer) for event in candidates)
+    return missing
+
+
+def delivery_replay(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[Event, str]] = ()) -> int:
+    """Run consumers again: create missing deliveries, reset the rest to pending, enqueue them all.
+
+    Consumers apply each event once, so replaying a delivery already done repeats no side effect.
+    """
+    now = timezone.now()
+    due_at = now + _redelivery_after()
+    missing = list(missing)
+    with transaction.atomic():
+        Delivery.objects.bulk_create(
+            [Delivery(event=event, consumer=consumer, due_at=due_at) for event, consumer in missing],
+            ignore_conflicts=True,
+        )
+        pks = [delivery.pk for delivery in deliveries]
+        Delivery.objects.filter(pk__in=pks).update(
+            status=Delivery.Status.PENDING,
+            attempts=0,
+            sweeps=0,
+            lease_owner="",
+            lease_until=None,
+            due_at=due_at,
+            completed_at=None,
+            updated_at=now,
+        )
+    created_keys = {(event.pk, consumer) for event, consumer in missing}
+    created = Delivery.objects.filter(
+        event_id__in={event_id for event_id, _ in created_keys}, consumer__in={consumer for _, consumer in created_keys}
+    )
+    to_enqueue = list(Delivery.objects.filter(pk__in=pks)) + [
+        delivery for delivery in created if (delivery.event_id, delivery.consumer) in created_keys
+    ]
+    try:
+        return _enqueue(to_enqueue)
+    except Exception as error:
+        logger.warning("Broker unavailable during replay (%s): the sweep will enqueue the deliveries", type(error).__name__)
+        return 0

@@ -7,9 +7,10 @@ from typing import Any
 import factory
 from factory.django import DjangoModelFactory
 
-from events.models import Event
+from events.services import event_store
 from users.events import UserCreated, UserCreationSource
 from users.models import User
+from users.signals import user_created
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -27,7 +28,7 @@ class UserFactory(DjangoModelFactory[User]):
 
 
 class UserCreatedFactory(factory.Factory[UserCreated]):
-    """A UserCreated for a new user, stored in the event log as event_publish would store it."""
+    """A UserCreated for a new user, stored with its pending deliveries as event_publish stores them."""
 
     class Meta:
         model = UserCreated
@@ -39,11 +40,5 @@ class UserCreatedFactory(factory.Factory[UserCreated]):
     @classmethod
     def _create(cls, model_class: type[UserCreated], *args: Any, **kwargs: Any) -> UserCreated:
         event = model_class(*args, **kwargs)
-        Event.objects.create(
-            id=event.event_id,
-            name=event.name,
-            version=event.version,
-            payload=event.to_dict(),
-            occurred_at=event.occurred_at,
-        )
+        event_store(signal=user_created, event=event)
         return event

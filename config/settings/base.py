@@ -139,16 +139,32 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ADMIN_EMAILS = env.list("ADMIN_EMAILS", default=[])
 ADMINS = ADMIN_EMAILS
 
+# EVENTS: durable deliveries, the sweep that re-enqueues what is owed, dead letters.
+# Seconds between sweeps (Celery beat runs events.tasks.sweep_deliveries).
+EVENTS_SWEEP_INTERVAL = env.float("EVENTS_SWEEP_INTERVAL", default=30.0)
+# Seconds a delivery may stay unconfirmed (not started, or its lease expired) before the sweep
+# enqueues it again.
+EVENTS_REDELIVERY_AFTER = env.float("EVENTS_REDELIVERY_AFTER", default=120.0)
+# Attempts (starts by a worker) before a delivery becomes a dead letter whatever happened.
+EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=12)
+# Hard time limit of every task; the lease of a running delivery outlives it by a margin, so
+# a lease only expires once its worker is surely gone.
+EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=60)
+EVENTS_LEASE = EVENTS_TASK_TIME_LIMIT + 2
+EVENTS_SWEEP_BATCH = env.int("EVENTS_SWEEP_BATCH", default=1000)
+
 # CELERY (Redis broker)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Redis redelivers a message not acknowledged within this time: it must outlast
-    # the longest task plus its longest retry countdown.
+    # Redis redelivers a message not acknowledged within this time: it must outlast the longest
+    # task plus its longest retry countdown (a worker holds a countdown's message unacknowledged).
     "visibility_timeout": 3600,
-    "socket_connect_timeout": 1,
-    "socket_timeout": 2,
+    # A publish at signup waits at most this long for a down or frozen Redis; the delivery
+    # stays pending and the sweep enqueues it later.
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 0.5,
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -157,8 +173,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_TIME_LIMIT = 120
-CELERY_TASK_SOFT_TIME_LIMIT = 90
+CELERY_TASK_TIME_LIMIT = EVENTS_TASK_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = max(1, EVENTS_TASK_TIME_LIMIT * 3 // 4)
 # A publish at request time fails fast rather than holding the signup.
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -176,7 +192,14 @@ CELERY_TASK_QUEUES = [
     Queue(name, routing_key=name)
     for name in [CELERY_TASK_DEFAULT_QUEUE, *(route["queue"] for route in CELERY_TASK_ROUTES.values())]
 ]
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "events.sweep_deliveries": {
+        "task": "events.tasks.sweep_deliveries",
+        "schedule": EVENTS_SWEEP_INTERVAL,
+        # A sweep not started before the next one is due is useless: let it expire.
+        "options": {"expires": EVENTS_SWEEP_INTERVAL},
+    },
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The console mail backend writes to stdout: show it as output, not as warnings.
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"

@@ -1,0 +1,83 @@
+"""The Celery task base class of every consumer: one effect per (event, consumer), whatever the deliveries."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import redis
+from celery import Task
+from celery.exceptions import Retry
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from events import services
+from events.publishing import BrokerUnavailable, current_batch
+
+logger = logging.getLogger(__name__)
+
+BROKER_ERRORS = (OperationalError, redis.ConnectionError, redis.TimeoutError)
+
+
+class ConsumerTask(Task):
+    """Runs a consumer for one event at most once at a time, and records the outcome.
+
+    Each run first claims the (event, consumer) delivery with a lease: a delivery already done
+    or dead-lettered is skipped (a redelivered or duplicated message does nothing), one leased by
+    a live worker is left to it. A retry releases the lease; success marks it done; any other
+    error, or more attempts than EVENTS_MAX_ATTEMPTS, makes it a dead letter.
+    """
+
+    abstract = True
+    #: The dispatch_uid of the receiver that enqueues this task.
+    consumer: str = ""
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Enqueue, joining the dispatch's publishing batch when there is one."""
+        batch = current_batch()
+        if batch is None:
+            return super().apply_async(args, kwargs, **options)
+        if batch.failed:
+            raise BrokerUnavailable(f"{self.name} not enqueued: the broker failed earlier in this dispatch")
+        try:
+            return super().apply_async(args, kwargs, producer=batch.producer, **options)
+        except Exception:
+            batch.failed = True
+            raise
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        event_id = kwargs.get("event_id", args[0] if args else None)
+        try:
+            claim = services.delivery_claim(consumer=self.consumer, event_id=event_id)
+        except (ValidationError, ValueError, TypeError):
+            logger.error("%s dropped a message with a malformed event id", self.name)
+            return None
+        if claim is None:
+            return None
+        try:
+            # The tracer already pushed this request: call run, not Task.__call__.
+            result = self.run(*args, **kwargs)
+        except Retry as retry:
+            services.delivery_release(delivery=claim, retry_in=_seconds_until(retry.when), error=retry.exc)
+            raise
+        except BROKER_ERRORS as error:
+            # The retry could not be enqueued: the delivery stays owed and the sweep brings it back.
+            services.delivery_release(delivery=claim, retry_in=0, error=error)
+            raise
+        except Exception as error:
+            services.delivery_fail(delivery=claim, error=error)
+            raise
+        services.delivery_complete(delivery=claim)
+        return result
+
+
+def _seconds_until(when: float | int | datetime | str | None) -> float:
+    if when is None:
+        return 0.0
+    if isinstance(when, datetime):
+        return max(0.0, (when - timezone.now()).total_seconds())
+    if isinstance(when, str):
+        return max(0.0, (datetime.fromisoformat(when) - timezone.now()).total_seconds())
+    return float(when)

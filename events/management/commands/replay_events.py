@@ -1,0 +1,73 @@
+"""Run consumers again: one event, every dead letter of a consumer, or a backfill since a date."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from events.services import consumers_matching, deliveries_for_replay, delivery_replay, events_missing_deliveries
+from events.signals import event_signals
+
+
+def _since(value: str) -> datetime:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"--since takes a date or a date-time (2026-01-01, 2026-01-01T12:00), not {value!r}")
+        parsed = datetime.combine(day, time.min)
+    return parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed, UTC)
+
+
+class Command(BaseCommand):
+    """Replay deliveries; consumers apply each event once, so nothing is done twice."""
+
+    help = (
+        "Run consumers again. A consumer is its receiver's dispatch_uid (crm.sync_contact); an app label "
+        "(crm) selects all of that app's consumers. Examples: --consumer crm.sync_contact --event <uuid>; "
+        "--consumer crm --failed; --since 2026-01-01 (backfill, e.g. a newly added consumer)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--consumer", action="append", default=[], help="Consumer or app label; repeatable. Default: all.")
+        parser.add_argument("--event", type=uuid.UUID, help="Only this event id.")
+        parser.add_argument("--failed", action="store_true", help="Only dead letters (failed deliveries).")
+        parser.add_argument("--since", type=_since, help="Events that occurred since this date: backfill what was not done.")
+        parser.add_argument("--dry-run", action="store_true", help="Show what would run; change nothing.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not (options["event"] or options["failed"] or options["since"]):
+            raise CommandError("Say which deliveries: --event <uuid>, --failed or --since <date>.")
+        known = sorted({consumer for signal in event_signals.values() for consumer in signal.consumers})
+        try:
+            consumers = consumers_matching(options["consumer"] or known)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+
+        deliveries = list(
+            deliveries_for_replay(
+                consumers=consumers, event_id=options["event"], failed=options["failed"], since=options["since"]
+            )
+        )
+        missing = (
+            []
+            if options["failed"]
+            else events_missing_deliveries(consumers=consumers, event_id=options["event"], since=options["since"])
+        )
+        verb = "Would replay" if options["dry_run"] else "Replaying"
+        for delivery in deliveries:
+            self.stdout.write(f"{verb} {delivery.consumer} for event {delivery.event_id} (now {delivery.status})")
+        for event, consumer in missing:
+            self.stdout.write(f"{verb} {consumer} for event {event.pk} (no delivery yet: backfill)")
+        if options["dry_run"]:
+            self.stdout.write(f"Dry run: {len(deliveries) + len(missing)} deliveries would run; nothing changed.")
+            return
+        enqueued = delivery_replay(deliveries=deliveries, missing=missing)
+        self.stdout.write(
+            self.style.SUCCESS(f"Replayed {len(deliveries) + len(missing)} deliveries ({enqueued} enqueued now).")
+        )
