@@ -83,7 +83,9 @@ class DeliveryAdmin(admin.ModelAdmin):
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         deliveries = list(queryset)
         enqueued = delivery_replay(deliveries=deliveries)
-        self.message_user(request, f"Replayed {len(deliveries)} deliveries ({enqueued} enqueued now).", messages.SUCCESS)
+        self.message_user(
+            request, f"Replayed {len(deliveries)} deliveries ({enqueued} enqueued now).", messages.SUCCESS
+        )
 
     def get_urls(self) -> list[URLPattern]:
         return [
@@ -104,7 +106,9 @@ class DeliveryAdmin(admin.ModelAdmin):
         deliveries = list(deliveries_for_replay(consumers=[consumer], failed=True))
         enqueued = delivery_replay(deliveries=deliveries)
         self.message_user(
-            request, f"Replayed {len(deliveries)} failed deliveries of {consumer} ({enqueued} enqueued now).", messages.SUCCESS
+            request,
+            f"Replayed {len(deliveries)} failed deliveries of {consumer} ({enqueued} enqueued now).",
+            messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:events_delivery_changelist"))
 

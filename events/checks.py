@@ -33,12 +33,20 @@ def delivery_guarantee_errors(
         errors.append(Error(msg, hint=hint, id=f"events.{id_}"))
 
     if list(conf["accept_content"]) != ["json"] or conf["task_serializer"] != "json":
-        fail("E001", "Celery must accept and send JSON only.", 'Set CELERY_ACCEPT_CONTENT = ["json"] and CELERY_TASK_SERIALIZER = "json".')
+        fail(
+            "E001",
+            "Celery must accept and send JSON only.",
+            'Set CELERY_ACCEPT_CONTENT = ["json"] and CELERY_TASK_SERIALIZER = "json".',
+        )
     if conf["worker_prefetch_multiplier"] != 1:
         fail("E002", "A worker must prefetch one message at a time.", "Set CELERY_WORKER_PREFETCH_MULTIPLIER = 1.")
     time_limit = conf["task_time_limit"]
     if not time_limit:
-        fail("E003", "Tasks need a hard time limit: leases and the visibility timeout are sized by it.", "Set EVENTS_TASK_TIME_LIMIT.")
+        fail(
+            "E003",
+            "Tasks need a hard time limit: leases and the visibility timeout are sized by it.",
+            "Set EVENTS_TASK_TIME_LIMIT.",
+        )
         time_limit = 0
     transport = conf["broker_transport_options"] or {}
     visibility = transport.get("visibility_timeout", 3600)
@@ -63,20 +71,36 @@ def delivery_guarantee_errors(
         fail("E007", "A delivery's lease must outlive the task time limit.", "EVENTS_LEASE must exceed the time limit.")
     sweep = [entry for entry in (conf["beat_schedule"] or {}).values() if entry.get("task") == SWEEP_TASK]
     if not sweep or redelivery_after <= 0:
-        fail("E008", "The delivery sweep must be scheduled and EVENTS_REDELIVERY_AFTER positive.", f"Schedule {SWEEP_TASK} in CELERY_BEAT_SCHEDULE.")
+        fail(
+            "E008",
+            "The delivery sweep must be scheduled and EVENTS_REDELIVERY_AFTER positive.",
+            f"Schedule {SWEEP_TASK} in CELERY_BEAT_SCHEDULE.",
+        )
 
     tasks_by_consumer = {task.consumer: task for task in consumer_tasks}
     declared_queues = {queue.name for queue in conf["task_queues"] or ()}
     for consumer in sorted(set(consumers)):
         task = tasks_by_consumer.get(consumer)
         if task is None:
-            fail("E009", f"Consumer {consumer} has no ConsumerTask (consumer={consumer!r}).", "Declare its task with base=ConsumerTask.")
+            fail(
+                "E009",
+                f"Consumer {consumer} has no ConsumerTask (consumer={consumer!r}).",
+                "Declare its task with base=ConsumerTask.",
+            )
             continue
         if not (task.acks_late and task.reject_on_worker_lost):
-            fail("E010", f"{task.name} must acknowledge late and reject on worker loss.", "It is idempotent: keep acks_late and reject_on_worker_lost on.")
+            fail(
+                "E010",
+                f"{task.name} must acknowledge late and reject on worker loss.",
+                "It is idempotent: keep acks_late and reject_on_worker_lost on.",
+            )
         queue = routes.get(task.name)
         if queue != consumer or queue not in declared_queues:
-            fail("E011", f"{task.name} must run on its own declared queue {consumer!r} (routed to {queue!r}).", "Add it to CELERY_TASK_ROUTES.")
+            fail(
+                "E011",
+                f"{task.name} must run on its own declared queue {consumer!r} (routed to {queue!r}).",
+                "Add it to CELERY_TASK_ROUTES.",
+            )
     return errors
 
 

@@ -6,19 +6,15 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import redis
 from celery import Task
 from celery.exceptions import Retry
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from events import services
-from events.publishing import BrokerUnavailable, current_batch
+from events.publishing import BROKER_ERRORS, current_batch
 
 logger = logging.getLogger(__name__)
-
-BROKER_ERRORS = (OperationalError, redis.ConnectionError, redis.TimeoutError)
 
 
 class ConsumerTask(Task):
@@ -35,17 +31,17 @@ class ConsumerTask(Task):
     consumer: str = ""
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        """Enqueue, joining the dispatch's publishing batch when there is one."""
+        """Enqueue; inside a dispatch, join its batch, and leave the message to the sweep if the broker fails."""
         batch = current_batch()
         if batch is None:
             return super().apply_async(args, kwargs, **options)
-        if batch.failed:
-            raise BrokerUnavailable(f"{self.name} not enqueued: the broker failed earlier in this dispatch")
+        if batch.failed is not None or batch.producer is None:
+            return None
         try:
             return super().apply_async(args, kwargs, producer=batch.producer, **options)
-        except Exception:
-            batch.failed = True
-            raise
+        except BROKER_ERRORS as error:
+            batch.failed = error
+            return None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         event_id = kwargs.get("event_id", args[0] if args else None)

@@ -3,46 +3,66 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+import redis
 from celery import current_app
 from kombu import Producer
+from kombu.exceptions import BatchPublishError, OperationalError
 
-
-class BrokerUnavailable(Exception):
-    """An earlier publish of this dispatch failed: the rest are left to the sweep."""
+# What a down, frozen or restarting Redis raises at publish time.
+BROKER_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    BatchPublishError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 @dataclass
-class _Batch:
-    producer: Producer
-    failed: bool = False
+class PublishingBatch:
+    """The producer a dispatch's enqueues share, and whether the broker failed them."""
+
+    producer: Producer | None = None
+    failed: BaseException | None = None
 
 
-_current_batch: ContextVar[_Batch | None] = ContextVar("events_publishing_batch", default=None)
+_current_batch: ContextVar[PublishingBatch | None] = ContextVar("events_publishing_batch", default=None)
 
 
 @contextmanager
-def publishing_batch() -> Iterator[None]:
+def publishing_batch() -> Iterator[PublishingBatch]:
     """Send every ConsumerTask enqueued inside the block in one pipelined round trip, on exit.
 
-    The broker's error, if any, is raised at exit; after a first failure inside the block the
-    remaining enqueues fail at once instead of each waiting for the broker's timeout.
+    A broker error never escapes: it is recorded on the batch (`failed`), and after a first
+    failure the remaining enqueues are skipped instead of each waiting for the broker's timeout.
+    Whatever was not sent stays pending in the delivery records, for the sweep.
     """
-    if _current_batch.get() is not None:
-        yield
+    outer = _current_batch.get()
+    if outer is not None:
+        yield outer
         return
-    with current_app.producer_or_acquire() as producer:
-        token = _current_batch.set(_Batch(producer=producer))
-        try:
-            with producer.batch():
-                yield
-        finally:
-            _current_batch.reset(token)
+    batch = PublishingBatch()
+    token = _current_batch.set(batch)
+    try:
+        with ExitStack() as stack:
+            try:
+                batch.producer = stack.enter_context(current_app.producer_or_acquire())
+                stack.enter_context(batch.producer.batch())
+            except BROKER_ERRORS as error:
+                batch.failed = error
+            yield batch
+    except BROKER_ERRORS as error:
+        # Raised by the flush on leaving producer.batch(): nothing of the batch is known to be sent.
+        batch.failed = batch.failed or error
+    finally:
+        _current_batch.reset(token)
 
 
-def current_batch() -> _Batch | None:
+def current_batch() -> PublishingBatch | None:
     """Return the batch enqueues should join, if a dispatch is under way."""
     return _current_batch.get()

@@ -76,21 +76,19 @@ def event_publish(*, signal: EventSignal, event: DomainEvent) -> None:
 
 def _dispatch(signal: EventSignal, event: DomainEvent) -> None:
     """Send signal to every receiver; their enqueues share one round trip to the broker."""
-    try:
-        with publishing_batch():
-            results = signal.send_robust(sender=type(event), event=event)
-    except Exception as error:
+    with publishing_batch() as batch:
+        results = signal.send_robust(sender=type(event), event=event)
+    if batch.failed is not None:
         logger.warning(
             "Broker unavailable while dispatching %s event %s (%s): the sweep will enqueue its deliveries",
             event.name,
             event.event_id,
-            type(error).__name__,
+            type(batch.failed).__name__,
         )
-        return
     for receiver, result in results:
         if isinstance(result, Exception):
             logger.error(
-                "Receiver %s failed for %s event %s: the sweep will retry it",
+                "Receiver %s failed for %s event %s: the sweep will call it again",
                 _receiver_name(receiver),
                 event.name,
                 event.event_id,
@@ -143,7 +141,9 @@ def delivery_claim(*, consumer: str, event_id: UUID | str) -> Delivery | None:
         return None
     if delivery.attempts > settings.EVENTS_MAX_ATTEMPTS:
         delivery_fail(delivery=delivery, error=f"gave up after {settings.EVENTS_MAX_ATTEMPTS} attempts")
-        logger.error("Delivery of event %s to %s dead-lettered after %s attempts", event_id, consumer, delivery.attempts - 1)
+        logger.error(
+            "Delivery of event %s to %s dead-lettered after %s attempts", event_id, consumer, delivery.attempts - 1
+        )
         return None
     return delivery
 
@@ -206,7 +206,7 @@ def _enqueue(deliveries: Iterable[Delivery]) -> int:
     events = Event.objects.in_bulk(list(by_event))
     enqueued = 0
     unknown: list[tuple[int, str]] = []
-    with publishing_batch():
+    with publishing_batch() as batch:
         for event_id, owed in by_event.items():
             stored = events[event_id]
             signal = event_signals.get(stored.name)
@@ -217,8 +217,13 @@ def _enqueue(deliveries: Iterable[Delivery]) -> int:
                     continue
                 receiver(sender=signal.event_class, event=signal.event_class.from_dict(stored.payload))
                 enqueued += 1
+    if batch.failed is not None:
+        logger.warning("Broker unavailable (%s): %s deliveries stay pending", type(batch.failed).__name__, enqueued)
+        enqueued = 0
     for pk, reason in unknown:
-        Delivery.objects.filter(pk=pk).update(status=Delivery.Status.FAILED, last_error=reason, updated_at=timezone.now())
+        Delivery.objects.filter(pk=pk).update(
+            status=Delivery.Status.FAILED, last_error=reason, updated_at=timezone.now()
+        )
     return enqueued
 
 
@@ -331,8 +336,4 @@ def delivery_replay(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[E
     to_enqueue = list(Delivery.objects.filter(pk__in=pks)) + [
         delivery for delivery in created if (delivery.event_id, delivery.consumer) in created_keys
     ]
-    try:
-        return _enqueue(to_enqueue)
-    except Exception as error:
-        logger.warning("Broker unavailable during replay (%s): the sweep will enqueue the deliveries", type(error).__name__)
-        return 0
+    return _enqueue(to_enqueue)

@@ -1,4 +1,4 @@
-"""Real processes for the end-to-end tests: `celery -A config worker`, as users start it."""
+"""Real processes for the end-to-end and fault tests, started the way users start them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import psutil
+import requests
 from django.db import connection
+
+from devtools.redis_server import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -27,58 +31,144 @@ def test_database_url() -> str:
     raise NotImplementedError(f"No DATABASE_URL for {db['ENGINE']}")
 
 
-class CeleryWorker:
-    """A `celery -A config worker` process on the test database and broker."""
+class ManagedProcess:
+    """A child process in its own process group, its output in a log file."""
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, concurrency: int = 2) -> None:
+    def __init__(self, argv: Sequence[str], *, env: dict[str, str], log_path: Path) -> None:
+        self.argv = list(argv)
         self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env}
         self.log_path = log_path
-        self.concurrency = concurrency
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> CeleryWorker:
-        """Start the worker (it consumes every queue, like a plain `celery -A config worker`)."""
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                str(self.concurrency),
-                "--hostname",
-                f"e2e-{uuid.uuid4().hex[:8]}@%h",
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=BASE_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+    def start(self) -> ManagedProcess:
+        """Start the process."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.argv, cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        """Return whether the process is still running."""
+        return self.process is not None and self.process.poll() is None
+
     def stop(self, *, timeout: float = 20.0) -> None:
-        """Warm shutdown (finish running tasks), or kill when it takes too long."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM the group (a worker finishes its tasks), SIGKILL it if that takes too long."""
+        if not self.alive():
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        os.killpg(self.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once, as a crash or an OOM kill would."""
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+    def children(self) -> list[psutil.Process]:
+        """Return the process's children (a prefork worker's pool processes)."""
+        return psutil.Process(self.pid).children() if self.alive() else []
 
     def log(self) -> str:
-        """Return what the worker printed so far."""
+        """Return what the process printed so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_output(self, text: str, *, timeout: float = 30.0) -> ManagedProcess:
+        """Wait until the process has printed text (e.g. a worker's "ready.")."""
+        wait_until(lambda: text in self.log(), timeout=timeout, describe=self.log)
+        return self
+
+
+def celery_worker(*, env: dict[str, str], log_path: Path, concurrency: int = 2) -> ManagedProcess:
+    """`celery -A config worker`: it consumes every queue the project declares."""
+    return ManagedProcess(
+        [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "--loglevel", os.environ.get("TEST_WORKER_LOGLEVEL", "INFO"),
+            "--concurrency", str(concurrency),
+            "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h",
+            "--without-mingle", "--without-gossip",
+        ],
+        env=env,
+        log_path=log_path,
+    )  # fmt: skip
+
+
+def celery_beat(*, env: dict[str, str], log_path: Path, schedule_path: Path) -> ManagedProcess:
+    """`celery -A config beat`: it runs the delivery sweep."""
+    return ManagedProcess(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(schedule_path),
+        ],
+        env=env,
+        log_path=log_path,
+    )
+
+
+class WebServer(ManagedProcess):
+    """The project served by `manage.py runserver`, with a helper to sign up through the real form."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        super().__init__(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
+            env=env,
+            log_path=log_path,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, *, timeout: float = 30.0) -> WebServer:
+        """Wait until the signup page answers."""
+
+        def answers() -> bool:
+            try:
+                return requests.get(f"{self.url}/signup/", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(answers, timeout=timeout, describe=self.log)
+        return self
+
+    def signup(self, email: str, password: str, *, name: str = "Fault Tester") -> tuple[int, float]:
+        """Sign up through the form; return the status code and the seconds the POST took."""
+        session = requests.Session()
+        session.get(f"{self.url}/signup/", timeout=10)
+        started = time.perf_counter()
+        response = session.post(
+            f"{self.url}/signup/",
+            data={
+                "email": email,
+                "name": name,
+                "password1": password,
+                "password2": password,
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{self.url}/signup/"},
+            allow_redirects=False,
+            timeout=30,
+        )
+        return response.status_code, time.perf_counter() - started
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, describe: Callable[[], str] = lambda: "") -> None:

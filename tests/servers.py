@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import threading
 import time
 from collections import deque
@@ -18,6 +20,9 @@ from aiosmtpd.controller import Controller
 
 from devtools.redis_server import free_port
 
+# aiosmtpd logs every SMTP command at INFO: noise in a failing test's output.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
+
 
 @dataclass(frozen=True)
 class CRMRequest:
@@ -27,6 +32,7 @@ class CRMRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    received_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -115,14 +121,17 @@ def running_crm() -> Iterator[FakeCRM]:
 
 
 class SMTPSink:
-    """A real SMTP server (aiosmtpd) that keeps every message it accepts."""
+    """A real SMTP server (aiosmtpd) that keeps every message it accepts, optionally slowly."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, delay: float = 0.0) -> None:
+        self.delay = delay
         self.messages: list[Message] = []
         self.port = free_port()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.original_content)
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
         self.messages.append(message)

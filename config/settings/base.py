@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # stays pending and the sweep enqueues it later.
     "socket_connect_timeout": 0.5,
     "socket_timeout": 0.5,
+    # kombu otherwise keeps reconnecting a producer for up to broker_connection_timeout (4 s).
+    # The worker's own consumer connection retries by its own settings, not this one.
+    "max_retries": 0,
+}
+# A worker waits a frozen Redis out instead: a read timing out mid-acknowledgement can leave
+# kombu's event loop without its connection, and the worker idle for good. TCP keepalive
+# still finds a peer that is gone (no answer for ~25 s) and the worker reconnects.
+CELERY_WORKER_BROKER_TRANSPORT_OPTIONS = {
+    "socket_timeout": None,
+    "socket_keepalive": True,
+    "socket_keepalive_options": {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3},
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.processes import CeleryWorker, test_database_url
+from tests.processes import ManagedProcess, celery_worker, test_database_url
 from tests.servers import FakeCRM, SMTPSink, running_crm, running_smtp
 
 
@@ -25,11 +25,11 @@ def crm_server() -> Iterator[FakeCRM]:
 
 
 @pytest.fixture
-def celery_worker(
+def worker(
     transactional_db: None, smtp_server: SMTPSink, crm_server: FakeCRM, tmp_path: Path
-) -> Iterator[CeleryWorker]:
+) -> Iterator[ManagedProcess]:
     """A real `celery -A config worker` on the test database, the test Redis, the SMTP sink and the CRM."""
-    worker = CeleryWorker(
+    process = celery_worker(
         env={
             "DATABASE_URL": test_database_url(),
             "REDIS_URL": settings.REDIS_URL,
@@ -40,5 +40,5 @@ def celery_worker(
         },
         log_path=tmp_path / "worker.log",
     ).start()
-    yield worker
-    worker.stop()
+    yield process
+    process.stop()

@@ -14,7 +14,7 @@ from audit.models import AuditEntry
 from crm.models import ContactSync
 from events.models import Event
 from notifications.models import Notification
-from tests.processes import CeleryWorker, wait_until
+from tests.processes import ManagedProcess, wait_until
 from tests.servers import FakeCRM, SMTPSink
 from users.models import User
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_signup_form_triggers_every_side_effect_exactly_once(
-    celery_worker: CeleryWorker, smtp_server: SMTPSink, crm_server: FakeCRM, password: str
+    worker: ManagedProcess, smtp_server: SMTPSink, crm_server: FakeCRM, password: str
 ) -> None:
     # given
     client = Client(enforce_csrf_checks=True)
@@ -55,7 +55,7 @@ def test_signup_form_triggers_every_side_effect_exactly_once(
             and ContactSync.objects.filter(status=ContactSync.Status.SYNCED).exists()
         )
 
-    wait_until(all_done, timeout=60, describe=lambda: f"Worker log:\n{celery_worker.log()[-5000:]}")
+    wait_until(all_done, timeout=60, describe=lambda: f"Worker log:\n{worker.log()[-5000:]}")
     time.sleep(1.0)  # Let any duplicate delivery show itself before counting.
 
     # the welcome e-mail and the admin notices, through a real SMTP server

@@ -34,10 +34,14 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--consumer", action="append", default=[], help="Consumer or app label; repeatable. Default: all.")
+        parser.add_argument(
+            "--consumer", action="append", default=[], help="Consumer or app label; repeatable. Default: all."
+        )
         parser.add_argument("--event", type=uuid.UUID, help="Only this event id.")
         parser.add_argument("--failed", action="store_true", help="Only dead letters (failed deliveries).")
-        parser.add_argument("--since", type=_since, help="Events that occurred since this date: backfill what was not done.")
+        parser.add_argument(
+            "--since", type=_since, help="Events that occurred since this date: backfill what was not done."
+        )
         parser.add_argument("--dry-run", action="store_true", help="Show what would run; change nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:

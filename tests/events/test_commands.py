@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from config.celery_app import app
+from events.models import Delivery
+from tests.broker import drain_queue
+from tests.factories import UserCreatedFactory
+
+pytestmark = pytest.mark.django_db
+
+CRM = "crm.sync_contact"
+
+
+def replay(*args: str) -> str:
+    out = StringIO()
+    call_command("replay_events", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_replay_one_consumer_for_one_event() -> None:
+    event, other = UserCreatedFactory(), UserCreatedFactory()
+    Delivery.objects.filter(consumer=CRM).update(status=Delivery.Status.DONE)
+
+    output = replay("--consumer", CRM, "--event", str(event.event_id))
+
+    assert "Replayed 1 deliveries" in output
+    assert Delivery.objects.get(event_id=event.event_id, consumer=CRM).status == Delivery.Status.PENDING
+    assert Delivery.objects.get(event_id=other.event_id, consumer=CRM).status == Delivery.Status.DONE
+    assert [task.kwargs for task in drain_queue(app, CRM)] == [{"event_id": str(event.event_id)}]
+
+
+def test_replay_every_failed_delivery_of_an_app() -> None:
+    first, second = UserCreatedFactory(), UserCreatedFactory()
+    Delivery.objects.filter(consumer=CRM).update(status=Delivery.Status.FAILED, last_error="HTTP 400")
+    Delivery.objects.filter(consumer="audit.record_user_created").update(status=Delivery.Status.FAILED)
+
+    output = replay("--consumer", "crm", "--failed")
+
+    assert "Replayed 2 deliveries" in output
+    assert {task.kwargs["event_id"] for task in drain_queue(app, CRM)} == {str(first.event_id), str(second.event_id)}
+    assert Delivery.objects.filter(consumer="audit.record_user_created", status=Delivery.Status.FAILED).count() == 2
+
+
+def test_replay_since_backfills_a_consumer_added_later() -> None:
+    event = UserCreatedFactory()
+    Delivery.objects.filter(consumer=CRM).delete()
+
+    output = replay("--consumer", CRM, "--since", event.occurred_at.date().isoformat())
+
+    assert "backfill" in output
+    assert Delivery.objects.get(event_id=event.event_id, consumer=CRM).status == Delivery.Status.PENDING
+    assert [task.kwargs for task in drain_queue(app, CRM)] == [{"event_id": str(event.event_id)}]
+
+
+def test_dry_run_changes_nothing() -> None:
+    UserCreatedFactory()
+    Delivery.objects.filter(consumer=CRM).update(status=Delivery.Status.FAILED)
+
+    output = replay("--consumer", CRM, "--failed", "--dry-run")
+
+    assert "Would replay crm.sync_contact" in output
+    assert "nothing changed" in output
+    assert Delivery.objects.get(consumer=CRM).status == Delivery.Status.FAILED
+    assert drain_queue(app, CRM) == []
+
+
+def test_replay_needs_a_selection_and_known_consumers() -> None:
+    with pytest.raises(CommandError, match="Say which deliveries"):
+        replay("--consumer", CRM)
+    with pytest.raises(CommandError, match="Known consumers"):
+        replay("--consumer", "billing", "--failed")
+    with pytest.raises(CommandError, match="--since takes a date"):
+        replay("--since", "last tuesday")
