@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from events.models import Delivery, Event
@@ -122,7 +124,19 @@ class DeliveryAdmin(admin.ModelAdmin):
             )
             .order_by("consumer")
         )
-        extra_context = {**(extra_context or {}), "consumer_summary": list(summary)}
+        oldest_due = (
+            Delivery.objects.filter(status=Delivery.Status.PENDING, due_at__lte=timezone.now())
+            .order_by("due_at")
+            .values_list("due_at", flat=True)
+            .first()
+        )
+        extra_context = {
+            **(extra_context or {}),
+            "consumer_summary": list(summary),
+            # Overdue for longer than a few sweep intervals means the sweep (beat) is not running.
+            "overdue_seconds": None if oldest_due is None else int((timezone.now() - oldest_due).total_seconds()),
+            "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,
+        }
         return super().changelist_view(request, extra_context=extra_context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

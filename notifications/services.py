@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import smtplib
 from typing import Any
 
 from django.conf import settings
@@ -29,10 +30,34 @@ def _render_email(*, template: str, context: dict[str, Any], to: str) -> EmailMu
     return message
 
 
+class MailRejectedError(Exception):
+    """The mail server refused the message for good (a 5xx answer): retrying cannot help."""
+
+
+def _send(message: EmailMultiAlternatives, *, user: User) -> None:
+    """Send message; a permanent refusal becomes MailRejectedError, told without the address."""
+    try:
+        message.send()
+    except smtplib.SMTPRecipientsRefused as error:
+        codes = sorted({code for code, _reason in error.recipients.values()})
+        if all(code >= 500 for code in codes):
+            # `from None`: the original names the address, and errors end up in logs.
+            raise MailRejectedError(f"mail server refused the recipient of user {user.pk} ({codes})") from None
+        raise smtplib.SMTPException(f"mail server deferred the recipient of user {user.pk} ({codes})") from None
+    except smtplib.SMTPResponseException as error:
+        if error.smtp_code >= 500:
+            raise MailRejectedError(
+                f"mail server rejected the message for user {user.pk} ({error.smtp_code})"
+            ) from None
+        raise
+
+
 def _send_once(
     *, event: UserCreated, user: User, kind: Notification.Kind, message: EmailMultiAlternatives
 ) -> Notification:
-    message.send()
+    # Exactly-once ends here: if the process dies after the server accepted the message and
+    # before this row commits, the retry sends it again. The window is this one INSERT.
+    _send(message, user=user)
     return Notification.objects.create(
         kind=kind, user=user, event_id=event.event_id, recipient=message.to[0], subject=message.subject
     )

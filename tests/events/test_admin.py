@@ -72,3 +72,17 @@ def test_event_page_lists_what_each_consumer_did(staff_client: Client) -> None:
     assert response.status_code == 200
     for consumer in ("audit.record_user_created", CRM, "notifications.send_welcome_email"):
         assert consumer in response.text
+
+
+def test_delivery_list_tells_how_long_the_oldest_delivery_is_overdue(staff_client: Client) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    UserCreatedFactory()
+    Delivery.objects.update(due_at=timezone.now() - timedelta(seconds=90))
+
+    response = staff_client.get(reverse("admin:events_delivery_changelist"))
+
+    assert 90 <= response.context["overdue_seconds"] < 100
+    assert "oldest overdue for" in response.text

@@ -109,3 +109,49 @@ def test_unreachable_mail_server_raises_and_records_nothing(settings) -> None:
     with pytest.raises((OSError, smtplib.SMTPException)):
         welcome_email_send(event=event)
     assert not Notification.objects.exists()
+
+
+class RefusingSMTP:
+    """A real SMTP server (aiosmtpd) that answers RCPT TO with a fixed code."""
+
+    def __init__(self, code: int) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.code = code
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_RCPT(
+        self, server: object, session: object, envelope: object, address: str, options: object
+    ) -> str:
+        return f"{self.code} mailbox unavailable"
+
+
+@pytest.mark.parametrize("code, error", [(550, "MailRejectedError"), (451, "SMTPException")])
+def test_refused_recipient_is_told_without_the_address(settings, code: int, error: str) -> None:
+    # given: a real SMTP server that refuses the recipient
+    from notifications.services import MailRejectedError
+
+    server = RefusingSMTP(code)
+    server.controller.start()
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": server.port, "timeout": 5},
+        }
+    }
+    user = UserFactory(email="refused@example.com")
+    event = UserCreatedFactory(user_id=user.pk)
+
+    # when
+    try:
+        with pytest.raises((MailRejectedError, smtplib.SMTPException)) as raised:
+            welcome_email_send(event=event)
+    finally:
+        server.controller.stop()
+
+    # then: permanent for 5xx, retryable for 4xx, and the address is nowhere in the error
+    assert type(raised.value).__name__ == error
+    assert "refused@example.com" not in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    assert not Notification.objects.exists()
