@@ -5,13 +5,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install clean
+.PHONY: run test lint bench install clean
 
 run: $(STAMP)
 	$(PY) -m devtools.run
 
 test: $(STAMP)
 	$(PY) manage.py test
+
+# The benchmark suite (docs/performance.md). BENCH_ARGS="--quick" for a smoke run; set
+# DATABASE_URL to a PostgreSQL database to measure on PostgreSQL (it creates bench_<name>).
+bench: $(STAMP)
+	$(PY) -m bench --write-docs $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -26,4 +31,4 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .run .test-db.sqlite3* staticfiles
+	rm -rf $(VENV) .run .test-db.sqlite3* .bench-db.sqlite3* staticfiles bench-results

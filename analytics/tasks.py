@@ -11,7 +11,7 @@ from events.services import event_load
 from users.events import UserCreated
 
 
-@shared_task(base=ConsumerTask, consumer="analytics.track_signup", **RETRY_POLICY)
+@shared_task(base=ConsumerTask, consumer="analytics.track_signup", atomic=True, **RETRY_POLICY)
 def track_signup(event_id: str) -> None:
     """Track the signup of a UserCreated event."""
     analytics_signup_track(event=event_load(event_id=event_id, event_class=UserCreated))

@@ -11,7 +11,7 @@ from events.services import event_load
 from users.events import UserCreated
 
 
-@shared_task(base=ConsumerTask, consumer="audit.record_user_created", **RETRY_POLICY)
+@shared_task(base=ConsumerTask, consumer="audit.record_user_created", atomic=True, **RETRY_POLICY)
 def record_user_created(event_id: str) -> None:
     """Record a UserCreated event in the audit log."""
     audit_entry_record_user_created(event=event_load(event_id=event_id, event_class=UserCreated))

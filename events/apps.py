@@ -9,3 +9,6 @@ class EventsConfig(AppConfig):
 
     def ready(self) -> None:
         from events import checks  # noqa: F401  (registers the delivery guarantees check)
+        from events.publishing import freeze_celery_configuration
+
+        freeze_celery_configuration()

@@ -52,6 +52,7 @@ def publishing_batch() -> Iterator[PublishingBatch]:
         with ExitStack() as stack:
             try:
                 batch.producer = stack.enter_context(current_app.producer_or_acquire())
+                _declare_task_queues(batch.producer)
                 stack.enter_context(batch.producer.batch())
             except BROKER_ERRORS as error:
                 batch.failed = error
@@ -63,6 +64,39 @@ def publishing_batch() -> Iterator[PublishingBatch]:
         _current_batch.reset(token)
 
 
+def _declare_task_queues(producer: Producer) -> None:
+    """Declare the project's queues on this connection unless kombu remembers doing so.
+
+    Celery would declare a message's queue before each publish (a copy and a bind of the
+    queue every time); once per connection is enough, and kombu forgets on reconnecting.
+    """
+    declared = producer.connection.declared_entities  # kombu keeps hash(entity), as maybe_declare does
+    for queue in current_app.amqp.queues.values():
+        if hash(queue) not in declared:
+            producer.maybe_declare(queue)
+
+
 def current_batch() -> PublishingBatch | None:
     """Return the batch enqueues should join, if a dispatch is under way."""
     return _current_batch.get()
+
+
+def freeze_celery_configuration() -> None:
+    """Copy Celery's settings out of django.conf.settings, once Django is set up.
+
+    Celery reads its configuration through Django's lazy settings on every lookup, trying each
+    key with and without the CELERY_ prefix: about 60 µs a lookup, six lookups a message. Copied
+    into Celery's own mapping, a lookup is a dict hit.
+    """
+    from celery.app.defaults import DEFAULTS
+    from django.conf import settings
+
+    conf = current_app.conf
+    custom = {name.removeprefix("CELERY_").lower() for name in dir(settings) if name.startswith("CELERY_")}
+    frozen = {}
+    for key in set(DEFAULTS) | custom:
+        try:
+            frozen[key] = conf[key]
+        except KeyError:
+            continue
+    conf.changes.update(frozen)

@@ -5,21 +5,25 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, ClassVar, Protocol, Self
 from uuid import UUID
 
+from celery import current_app
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db import connection, transaction
+from django.db.models import Model, QuerySet
 from django.utils import timezone
+from kombu import Queue
 
 from events.models import Delivery, Event
-from events.publishing import publishing_batch
+from events.publishing import BROKER_ERRORS, publishing_batch
 from events.signals import EventSignal, event_signals
 
 logger = logging.getLogger(__name__)
@@ -48,20 +52,64 @@ def _redelivery_after() -> timedelta:
 # Publishing ------------------------------------------------------------------------------------
 
 
-def event_store(*, signal: EventSignal, event: DomainEvent) -> Event:
+def event_store(*, signal: EventSignal, event: DomainEvent) -> None:
     """Store event and one pending delivery per consumer of signal, in the current transaction."""
-    stored = Event.objects.create(
-        id=event.event_id,
-        name=event.name,
-        version=event.version,
-        payload=event.to_dict(),
-        occurred_at=event.occurred_at,
+    now = timezone.now()
+    _insert(
+        Event,
+        [
+            {
+                "id": event.event_id,
+                "name": event.name,
+                "version": event.version,
+                "payload": event.to_dict(),
+                "occurred_at": event.occurred_at,
+            }
+        ],
     )
-    due_at = timezone.now() + _redelivery_after()
-    Delivery.objects.bulk_create(
-        [Delivery(event=stored, consumer=consumer, due_at=due_at) for consumer in signal.consumers]
+    due_at = now + _redelivery_after()
+    _insert(
+        Delivery,
+        [
+            {
+                "event_id": event.event_id,
+                "consumer": consumer,
+                "status": Delivery.Status.PENDING,
+                "attempts": 0,
+                "sweeps": 0,
+                "due_at": due_at,
+                "lease_owner": "",
+                "lease_until": None,
+                "last_error": "",
+                "created_at": now,
+                "updated_at": now,
+                "completed_at": None,
+            }
+            for consumer in signal.consumers
+        ],
     )
-    return stored
+
+
+def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
+    """INSERT rows in one statement, values prepared by the model's fields.
+
+    The signup's hot path: the ORM's save() and bulk_create() spend more time compiling the
+    statement than the database spends running it (~1.2 ms of a signup's ~1.5 ms for these rows).
+    """
+    if not rows:
+        return
+    names = list(rows[0])
+    fields = [model._meta.get_field(name) for name in names]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES " + ", ".join(
+        [placeholders] * len(rows)
+    )
+    params = [
+        field.get_db_prep_save(row[name], connection) for row in rows for name, field in zip(names, fields, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def event_publish(*, signal: EventSignal, event: DomainEvent) -> None:
@@ -100,8 +148,15 @@ def _receiver_name(receiver: Callable[..., Any]) -> str:
     return f"{receiver.__module__}.{getattr(receiver, '__qualname__', repr(receiver))}"
 
 
+# The payload of the event whose delivery this worker just claimed: event_load needs no query.
+_claimed_event: ContextVar[tuple[UUID, dict[str, Any]] | None] = ContextVar("events_claimed_event", default=None)
+
+
 def event_load[E: DomainEvent](*, event_id: UUID | str, event_class: type[E]) -> E:
     """Load a stored event as an instance of event_class."""
+    claimed = _claimed_event.get()
+    if claimed is not None and str(claimed[0]) == str(event_id) and claimed[1].get("event_id") == str(event_id):
+        return event_class.from_dict(claimed[1])
     stored = Event.objects.get(pk=event_id, name=event_class.name)
     return event_class.from_dict(stored.payload)
 
@@ -117,55 +172,106 @@ def delivery_claim(*, consumer: str, event_id: UUID | str) -> Delivery | None:
     """Lease the pending delivery of event_id to consumer for this worker, or return None.
 
     None means: nothing to do here (already done or dead-lettered, leased by another worker,
-    unknown) or the delivery just used its last attempt and became a dead letter.
+    unknown) or the delivery has used its last attempt and became a dead letter. The happy path
+    is one UPDATE … RETURNING the event's payload, which event_load then serves without a query.
     """
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.EVENTS_LEASE)
-    claimed = (
-        Delivery.objects.filter(event_id=event_id, consumer=consumer, status=Delivery.Status.PENDING)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            attempts=F("attempts") + 1,
-            lease_owner=_lease_owner(),
-            lease_until=lease_until,
-            due_at=lease_until + _redelivery_after(),
-            updated_at=now,
-        )
+    owner = _lease_owner()
+    event_id = UUID(str(event_id))
+    payload = _claim(
+        consumer=consumer,
+        event_id=event_id,
+        owner=owner,
+        now=now,
+        lease_until=lease_until,
+        due_at=lease_until + _redelivery_after(),
     )
+    if payload is not None:
+        _claimed_event.set((event_id, payload))
+        return Delivery(event_id=event_id, consumer=consumer, lease_owner=owner, lease_until=lease_until)
     delivery = Delivery.objects.filter(event_id=event_id, consumer=consumer).first()
     if delivery is None:
         logger.warning("No delivery of event %s is owed to %s: message dropped", event_id, consumer)
-        return None
-    if not claimed:
-        logger.info("Delivery of event %s to %s skipped: %s", event_id, consumer, _why_not_claimed(delivery, now))
-        return None
-    if delivery.attempts > settings.EVENTS_MAX_ATTEMPTS:
-        delivery_fail(delivery=delivery, error=f"gave up after {settings.EVENTS_MAX_ATTEMPTS} attempts")
+    elif delivery.status == Delivery.Status.PENDING and delivery.attempts >= settings.EVENTS_MAX_ATTEMPTS:
+        delivery_fail(delivery=delivery, error=f"gave up after {delivery.attempts} attempts")
         logger.error(
-            "Delivery of event %s to %s dead-lettered after %s attempts", event_id, consumer, delivery.attempts - 1
+            "Delivery of event %s to %s dead-lettered after %s attempts", event_id, consumer, delivery.attempts
         )
+    else:
+        logger.info("Delivery of event %s to %s skipped: %s", event_id, consumer, _why_not_claimed(delivery))
+    return None
+
+
+def _claim(
+    *, consumer: str, event_id: UUID, owner: str, now: datetime, lease_until: datetime, due_at: datetime
+) -> dict[str, Any] | None:
+    """Take the lease in one statement and return the event's payload, or None if not claimed.
+
+    Written in SQL (PostgreSQL and SQLite both have UPDATE … RETURNING): on a worker's hot path
+    the ORM's update() plus a second query to load the event cost more than the work itself.
+    """
+    field = Delivery._meta.get_field
+    stamp = field("due_at").get_db_prep_value
+    quote = connection.ops.quote_name
+    delivery, event = quote(Delivery._meta.db_table), quote(Event._meta.db_table)
+    sql = (
+        f"UPDATE {delivery} SET attempts = attempts + 1, lease_owner = %s, lease_until = %s, due_at = %s, "
+        f"updated_at = %s WHERE event_id = %s AND consumer = %s AND status = %s AND attempts < %s "
+        f"AND (lease_until IS NULL OR lease_until < %s) "
+        f"RETURNING (SELECT payload FROM {event} WHERE {event}.id = {delivery}.event_id)"
+    )
+    params = [
+        owner,
+        stamp(lease_until, connection),
+        stamp(due_at, connection),
+        stamp(now, connection),
+        field("event").get_db_prep_value(event_id, connection),
+        consumer,
+        Delivery.Status.PENDING.value,
+        settings.EVENTS_MAX_ATTEMPTS,
+        stamp(now, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    return delivery
+    return Event._meta.get_field("payload").from_db_value(row[0], None, connection)
 
 
-def _why_not_claimed(delivery: Delivery, now: datetime) -> str:
+def _why_not_claimed(delivery: Delivery) -> str:
     if delivery.status != Delivery.Status.PENDING:
         return f"already {delivery.status}"
     return f"leased by {delivery.lease_owner} until {delivery.lease_until:%H:%M:%S}"
 
 
+def _same_delivery(delivery: Delivery) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(event_id=delivery.event_id, consumer=delivery.consumer)
+
+
 def delivery_complete(*, delivery: Delivery) -> None:
-    """Mark a claimed delivery done."""
-    now = timezone.now()
-    Delivery.objects.filter(pk=delivery.pk).update(
-        status=Delivery.Status.DONE, lease_owner="", lease_until=None, completed_at=now, updated_at=now
-    )
+    """Mark a claimed delivery done (in SQL: it runs once per task, and the ORM costs ~1 ms here)."""
+    stamp = Delivery._meta.get_field("completed_at").get_db_prep_value(timezone.now(), connection)
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, lease_owner = '', lease_until = NULL, completed_at = %s, "
+            f"updated_at = %s WHERE event_id = %s AND consumer = %s",
+            [
+                Delivery.Status.DONE.value,
+                stamp,
+                stamp,
+                Delivery._meta.get_field("event").get_db_prep_value(delivery.event_id, connection),
+                delivery.consumer,
+            ],
+        )
 
 
 def delivery_release(*, delivery: Delivery, retry_in: float, error: BaseException | str | None) -> None:
     """Give a claimed delivery's lease back until its retry, which the sweep stands in for if lost."""
     now = timezone.now()
-    Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(
+    _same_delivery(delivery).filter(status=Delivery.Status.PENDING).update(
         lease_owner="",
         lease_until=None,
         due_at=now + timedelta(seconds=retry_in) + _redelivery_after(),
@@ -176,7 +282,7 @@ def delivery_release(*, delivery: Delivery, retry_in: float, error: BaseExceptio
 
 def delivery_fail(*, delivery: Delivery, error: BaseException | str) -> None:
     """Make a delivery a dead letter, with the error that ended it."""
-    Delivery.objects.filter(pk=delivery.pk).update(
+    _same_delivery(delivery).update(
         status=Delivery.Status.FAILED,
         lease_owner="",
         lease_until=None,
@@ -198,7 +304,7 @@ def _describe(error: BaseException | str | None) -> str:
 # Recovering -------------------------------------------------------------------------------------
 
 
-def _enqueue(deliveries: Iterable[Delivery]) -> int:
+def delivery_enqueue(deliveries: Iterable[Delivery]) -> int:
     """Call each delivery's receiver again (it enqueues its task), in one publishing batch."""
     by_event: dict[UUID, list[Delivery]] = defaultdict(list)
     for delivery in deliveries:
@@ -230,17 +336,22 @@ def _enqueue(deliveries: Iterable[Delivery]) -> int:
 def delivery_sweep(*, batch_size: int | None = None, now: datetime | None = None) -> int:
     """Enqueue again every pending delivery past its due time; return how many were enqueued.
 
-    Each one re-enqueued waits twice as long as the last before the next sweep may enqueue it
-    again, so a long backlog is not flooded with duplicates (which would be harmless, only slow).
+    A delivery never enqueued (its dispatch failed) is always enqueued. One the sweep already
+    enqueued is enqueued again only once its consumer's queue is empty: while the queue holds a
+    backlog its message is most likely still in it, and re-enqueueing would only add duplicates
+    for the consumers to skip. Each re-enqueue also doubles the wait before the next one.
     """
     now = now or timezone.now()
     batch_size = batch_size or settings.EVENTS_SWEEP_BATCH
+    busy = _consumers_with_a_backlog()
+    deadline = time.monotonic() + settings.EVENTS_TASK_TIME_LIMIT / 2
     total = 0
-    while True:
+    while time.monotonic() < deadline:
         with transaction.atomic():
             overdue = list(
                 Delivery.objects.select_for_update(skip_locked=True)
                 .filter(status=Delivery.Status.PENDING, due_at__lte=now)
+                .exclude(consumer__in=busy, sweeps__gt=0)
                 .order_by("due_at")[:batch_size]
             )
             for delivery in overdue:
@@ -249,11 +360,31 @@ def delivery_sweep(*, batch_size: int | None = None, now: datetime | None = None
                 delivery.due_at = now + timedelta(seconds=backoff)
             Delivery.objects.bulk_update(overdue, ["sweeps", "due_at"])
         if not overdue:
-            return total
-        total += _enqueue(overdue)
+            break
+        total += delivery_enqueue(overdue)
         logger.info("Sweep enqueued %s overdue deliveries", len(overdue))
         if len(overdue) < batch_size:
-            return total
+            break
+    return total
+
+
+def _consumers_with_a_backlog() -> set[str]:
+    """Return the consumers whose queue (named after them) holds messages; none if Redis is down."""
+    consumers = {consumer for signal in event_signals.values() for consumer in signal.consumers}
+    busy: set[str] = set()
+    try:
+        with current_app.connection_for_write() as connection:
+            channel = connection.default_channel
+            for consumer in consumers:
+                try:
+                    declared = Queue(consumer, routing_key=consumer).bind(channel).queue_declare(passive=True)
+                except connection.channel_errors:
+                    continue  # Redis drops an empty list: no such queue means no backlog.
+                if declared.message_count:
+                    busy.add(consumer)
+    except BROKER_ERRORS:
+        return set()
+    return busy
 
 
 def consumers_matching(names: Iterable[str]) -> list[str]:
@@ -336,4 +467,4 @@ def delivery_replay(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[E
     to_enqueue = list(Delivery.objects.filter(pk__in=pks)) + [
         delivery for delivery in created if (delivery.event_id, delivery.consumer) in created_keys
     ]
-    return _enqueue(to_enqueue)
+    return delivery_enqueue(to_enqueue)

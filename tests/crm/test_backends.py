@@ -12,8 +12,8 @@ from crm.backends.base import Contact, CRMPermanentError, CRMTransientError
 from crm.backends.http import CRMBackend as HTTPBackend
 from crm.backends.http import parse_retry_after
 from crm.backends.local import CRMBackend as LocalBackend
+from devtools.fakes import CRMResponse, FakeCRM, running_crm
 from devtools.redis_server import free_port
-from tests.servers import CRMResponse, FakeCRM, running_crm
 
 CONTACT = Contact(user_id=7, email="ann@example.com", name="Ann", signed_up_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
 KEY = "7d7a4b4e-8a55-4f55-9a4b-3f1b7c1f6d11"

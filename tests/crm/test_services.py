@@ -8,8 +8,8 @@ from crm.backends import locmem
 from crm.backends.base import CRMPermanentError, CRMTransientError
 from crm.models import ContactSync
 from crm.services import crm_contact_sync
+from devtools.fakes import CRMResponse, FakeCRM, running_crm
 from tests.factories import UserCreatedFactory, UserFactory
-from tests.servers import CRMResponse, FakeCRM, running_crm
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ import pytest
 from crm.backends.base import CRMPermanentError, CRMTransientError
 from crm.models import ContactSync
 from crm.tasks import sync_crm_contact
+from devtools.fakes import CRMResponse, FakeCRM, running_crm
 from events.retry import MAX_RETRIES, RETRY_BACKOFF_MAX, retry_countdown
 from tests.factories import UserCreatedFactory
-from tests.servers import CRMResponse, FakeCRM, running_crm
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.processes import ManagedProcess, celery_worker, test_database_url
-from tests.servers import FakeCRM, SMTPSink, running_crm, running_smtp
+from devtools.fakes import FakeCRM, SMTPSink, running_crm, running_smtp
+from devtools.processes import ManagedProcess, celery_worker, current_database_url
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def worker(
     """A real `celery -A config worker` on the test database, the test Redis, the SMTP sink and the CRM."""
     process = celery_worker(
         env={
-            "DATABASE_URL": test_database_url(),
+            "DATABASE_URL": current_database_url(),
             "REDIS_URL": settings.REDIS_URL,
             "EMAIL_URL": smtp_server.url,
             "CRM_BACKEND": "crm.backends.http.CRMBackend",

@@ -12,10 +12,10 @@ from django.urls import reverse
 from analytics.models import AnalyticsEvent
 from audit.models import AuditEntry
 from crm.models import ContactSync
+from devtools.fakes import FakeCRM, SMTPSink
+from devtools.processes import ManagedProcess, wait_until
 from events.models import Event
 from notifications.models import Notification
-from tests.processes import ManagedProcess, wait_until
-from tests.servers import FakeCRM, SMTPSink
 from users.models import User
 
 pytestmark = pytest.mark.e2e

@@ -79,9 +79,10 @@ def test_claim_leases_a_pending_delivery_to_one_worker_at_a_time() -> None:
     second = delivery_claim(consumer=AUDIT, event_id=event.event_id)
 
     assert first is not None
-    assert (first.attempts, bool(first.lease_owner)) == (1, True)
-    assert first.lease_until > timezone.now()
-    assert first.due_at > first.lease_until
+    leased = Delivery.objects.get(event_id=event.event_id, consumer=AUDIT)
+    assert (leased.attempts, leased.lease_owner) == (1, first.lease_owner)
+    assert leased.lease_until > timezone.now()
+    assert leased.due_at > leased.lease_until
     assert second is None
 
 
@@ -93,7 +94,7 @@ def test_claim_takes_over_an_expired_lease() -> None:
     again = delivery_claim(consumer=AUDIT, event_id=event.event_id)
 
     assert again is not None
-    assert again.attempts == 2
+    assert Delivery.objects.get(consumer=AUDIT).attempts == 2
 
 
 @pytest.mark.parametrize("status", [Delivery.Status.DONE, Delivery.Status.FAILED])
@@ -129,16 +130,16 @@ def test_complete_release_and_fail_record_the_outcome() -> None:
     assert claimed is not None
 
     delivery_release(delivery=claimed, retry_in=30, error=ValueError("smtp down"))
-    released = Delivery.objects.get(pk=claimed.pk)
+    released = Delivery.objects.get(consumer=AUDIT)
     assert (released.status, released.lease_until) == (Delivery.Status.PENDING, None)
     assert released.due_at > timezone.now() + timedelta(seconds=30)
     assert "ValueError: smtp down" in released.last_error
 
     delivery_complete(delivery=claimed)
-    assert Delivery.objects.get(pk=claimed.pk).status == Delivery.Status.DONE
+    assert Delivery.objects.get(consumer=AUDIT).status == Delivery.Status.DONE
 
     delivery_fail(delivery=claimed, error="boom")
-    assert Delivery.objects.get(pk=claimed.pk).status == Delivery.Status.FAILED
+    assert Delivery.objects.get(consumer=AUDIT).status == Delivery.Status.FAILED
 
 
 def test_sweep_enqueues_overdue_pending_deliveries_only() -> None:
@@ -237,3 +238,24 @@ def test_backfill_creates_the_deliveries_a_new_consumer_is_owed() -> None:
     assert [(event.pk, consumer) for event, consumer in missing] == [(old.event_id, AUDIT)]
     assert Delivery.objects.get(consumer=AUDIT).status == Delivery.Status.PENDING
     assert [task.kwargs for task in drain_queue(app, AUDIT)] == [{"event_id": str(old.event_id)}]
+
+
+def test_sweep_leaves_a_swept_delivery_alone_while_its_queue_has_a_backlog() -> None:
+    # given: two overdue deliveries to the audit consumer, one never enqueued, one already swept,
+    # and a message still waiting in the audit queue
+    never_enqueued, swept_before = UserCreatedFactory(), UserCreatedFactory()
+    Delivery.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+    Delivery.objects.filter(event_id=swept_before.event_id).update(sweeps=1)
+    from audit.tasks import record_user_created
+
+    record_user_created.delay(event_id=str(swept_before.event_id))
+
+    # when
+    delivery_sweep()
+
+    # then: only the delivery never enqueued joins the audit queue
+    queued = [task.kwargs["event_id"] for task in drain_queue(app, AUDIT)]
+    assert sorted(queued) == sorted([str(swept_before.event_id), str(never_enqueued.event_id)])
+    assert Delivery.objects.get(event_id=swept_before.event_id, consumer=AUDIT).sweeps == 1
+    # and consumers without a backlog get both
+    assert len(drain_queue(app, "analytics.track_signup")) == 2

@@ -18,19 +18,19 @@ import redis
 from analytics.models import AnalyticsEvent
 from audit.models import AuditEntry
 from crm.models import ContactSync
-from devtools.redis_server import RedisServer
-from events.models import Delivery, Event
-from notifications.models import Notification
-from tests.processes import (
+from devtools.fakes import FakeCRM, SMTPSink
+from devtools.processes import (
     BASE_DIR,
     ManagedProcess,
     WebServer,
     celery_beat,
     celery_worker,
-    test_database_url,
+    current_database_url,
     wait_until,
 )
-from tests.servers import FakeCRM, SMTPSink
+from devtools.redis_server import RedisServer
+from events.models import Delivery, Event
+from notifications.models import Notification
 from users.models import User
 
 ADMIN_EMAILS = ["ops@example.com"]
@@ -179,7 +179,7 @@ def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
     crm = FakeCRM().start()
     built = Stack(redis=redis, smtp=smtp, crm=crm, tmp_path=tmp_path)
     built.env = {
-        "DATABASE_URL": test_database_url(),
+        "DATABASE_URL": current_database_url(),
         "REDIS_URL": redis.url(),
         "EMAIL_URL": smtp.url,
         "CRM_BACKEND": "crm.backends.http.CRMBackend",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from crm.models import ContactSync
+from devtools.fakes import CRMResponse
+from devtools.processes import wait_until
 from events.models import Delivery
 from tests.faults.conftest import Stack, assert_every_effect_done_once
-from tests.processes import wait_until
-from tests.servers import CRMResponse
 
 pytestmark = pytest.mark.faults
 

@@ -7,10 +7,10 @@ import textwrap
 import pytest
 import redis
 
+from devtools.fakes import CRMResponse
+from devtools.processes import wait_until
 from events.models import Delivery
 from tests.faults.conftest import Stack, assert_every_effect_done_once
-from tests.processes import wait_until
-from tests.servers import CRMResponse
 from users.models import User
 
 pytestmark = pytest.mark.faults

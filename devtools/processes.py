@@ -1,4 +1,4 @@
-"""Real processes for the end-to-end and fault tests, started the way users start them."""
+"""Real processes for the end-to-end tests, fault tests and benchmarks, started the way users start them."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from devtools.redis_server import free_port
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def test_database_url() -> str:
-    """Return a DATABASE_URL naming the test database this process uses."""
+def current_database_url() -> str:
+    """Return a DATABASE_URL naming the database this process uses (e.g. the test database)."""
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return f"sqlite:///{Path(db['NAME']).resolve()}"
@@ -91,12 +91,14 @@ class ManagedProcess:
         return self
 
 
-def celery_worker(*, env: dict[str, str], log_path: Path, concurrency: int = 2) -> ManagedProcess:
+def celery_worker(
+    *, env: dict[str, str], log_path: Path, concurrency: int = 2, loglevel: str | None = None
+) -> ManagedProcess:
     """`celery -A config worker`: it consumes every queue the project declares."""
     return ManagedProcess(
         [
             sys.executable, "-m", "celery", "-A", "config", "worker",
-            "--loglevel", os.environ.get("TEST_WORKER_LOGLEVEL", "INFO"),
+            "--loglevel", loglevel or os.environ.get("TEST_WORKER_LOGLEVEL", "INFO"),
             "--concurrency", str(concurrency),
             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h",
             "--without-mingle", "--without-gossip",
@@ -150,13 +152,15 @@ class WebServer(ManagedProcess):
         wait_until(answers, timeout=timeout, describe=self.log)
         return self
 
-    def signup(self, email: str, password: str, *, name: str = "Fault Tester") -> tuple[int, float]:
-        """Sign up through the form; return the status code and the seconds the POST took."""
+    def signup(
+        self, email: str, password: str, *, name: str = "Fault Tester", path: str = "/signup/"
+    ) -> tuple[int, float]:
+        """Sign up through the form at path; return the status code and the seconds the POST took."""
         session = requests.Session()
-        session.get(f"{self.url}/signup/", timeout=10)
+        session.get(f"{self.url}{path}", timeout=10)
         started = time.perf_counter()
         response = session.post(
-            f"{self.url}/signup/",
+            f"{self.url}{path}",
             data={
                 "email": email,
                 "name": name,
@@ -164,7 +168,7 @@ class WebServer(ManagedProcess):
                 "password2": password,
                 "csrfmiddlewaretoken": session.cookies["csrftoken"],
             },
-            headers={"Referer": f"{self.url}/signup/"},
+            headers={"Referer": f"{self.url}{path}"},
             allow_redirects=False,
             timeout=30,
         )

@@ -1,4 +1,4 @@
-"""Real local servers for the tests: a scriptable CRM over HTTP and an SMTP sink."""
+"""Real local servers for tests and benchmarks: a scriptable CRM over HTTP and an SMTP sink."""
 
 from __future__ import annotations
 
