@@ -27,15 +27,16 @@ def _number(value: float | None) -> str:
 def table(figures: list[dict]) -> str:
     """Return the figures as a Markdown table."""
     lines = [
-        "| benchmark | figure | median | min | max | unit | ratio | vs | target | met | notes |",
-        "|---|---|---:|---:|---:|---|---:|---|---|---|---|",
+        "| benchmark | figure | median | min | max | unit | ratio | vs | target | met | notes | measured |",
+        "|---|---|---:|---:|---:|---|---:|---|---|---|---|---|",
     ]
     for f in figures:
         met = "" if f["met"] is None else ("yes" if f["met"] else "**no**")
         ratio = "" if f["ratio"] is None else f"{f['ratio']:.2f}"
         lines.append(
             f"| {f['benchmark']} | {f['name']} | {_number(f['median'])} | {_number(f['min'])} | {_number(f['max'])} "
-            f"| {f['unit']} | {ratio} | {f['baseline']} | {f['target']} | {met} | {f['note']} |"
+            f"| {f['unit']} | {ratio} | {f['baseline']} | {f['target']} | {met} | {f['note']} "
+            f"| {f.get('measured', '')} |"
         )
     return "\n".join(lines)
 
@@ -78,8 +79,12 @@ def main() -> int:
         database = connection.vendor
         plan = bench.sweep_plan
 
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    for figure in figures:
+        figure["measured"] = f"{when} ({database})"
+    figures = _merge_with_latest(figures)
     run = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "when": when,
         "quick": options.quick,
         "sizes": sizes,
         "database": database,
@@ -98,6 +103,16 @@ def main() -> int:
         _write_docs(run)
         print(f"Updated {DOCS}")
     return 0
+
+
+def _merge_with_latest(figures: list[dict]) -> list[dict]:
+    """Keep the latest figures of the benchmarks this run skipped (--only), so the table stays whole."""
+    latest = RESULTS_DIR / "latest.json"
+    if not latest.exists():
+        return figures
+    ran = {figure["benchmark"] for figure in figures}
+    kept = [figure for figure in json.loads(latest.read_text())["figures"] if figure["benchmark"] not in ran]
+    return sorted(kept + figures, key=lambda figure: figure["benchmark"])
 
 
 def _cpus() -> int:

@@ -55,49 +55,51 @@ def _redelivery_after() -> timedelta:
 def event_store(*, signal: EventSignal, event: DomainEvent) -> None:
     """Store event and one pending delivery per consumer of signal, in the current transaction."""
     now = timezone.now()
-    _insert(
-        Event,
-        [
-            {
-                "id": event.event_id,
-                "name": event.name,
-                "version": event.version,
-                "payload": event.to_dict(),
-                "occurred_at": event.occurred_at,
-            }
-        ],
-    )
+    event_row = {
+        "id": event.event_id,
+        "name": event.name,
+        "version": event.version,
+        "payload": event.to_dict(),
+        "occurred_at": event.occurred_at,
+    }
     due_at = now + _redelivery_after()
-    _insert(
-        Delivery,
-        [
-            {
-                "event_id": event.event_id,
-                "consumer": consumer,
-                "status": Delivery.Status.PENDING,
-                "attempts": 0,
-                "sweeps": 0,
-                "due_at": due_at,
-                "lease_owner": "",
-                "lease_until": None,
-                "last_error": "",
-                "created_at": now,
-                "updated_at": now,
-                "completed_at": None,
-            }
-            for consumer in signal.consumers
-        ],
-    )
+    delivery_rows = [
+        {
+            "event_id": event.event_id,
+            "consumer": consumer,
+            "status": Delivery.Status.PENDING,
+            "attempts": 0,
+            "sweeps": 0,
+            "due_at": due_at,
+            "lease_owner": "",
+            "lease_until": None,
+            "last_error": "",
+            "created_at": now,
+            "updated_at": now,
+            "completed_at": None,
+        }
+        for consumer in signal.consumers
+    ]
+    event_sql, event_params = _insert_sql(Event, [event_row])
+    with connection.cursor() as cursor:
+        if not delivery_rows:
+            cursor.execute(event_sql, event_params)
+            return
+        delivery_sql, delivery_params = _insert_sql(Delivery, delivery_rows)
+        if connection.vendor == "postgresql":
+            # One round trip: the deliveries' foreign keys are checked at the end of the statement.
+            cursor.execute(f"WITH stored_event AS ({event_sql}) {delivery_sql}", event_params + delivery_params)
+        else:
+            cursor.execute(event_sql, event_params)
+            cursor.execute(delivery_sql, delivery_params)
 
 
-def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
-    """INSERT rows in one statement, values prepared by the model's fields.
+def _insert_sql(model: type[Model], rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """Return an INSERT of rows in one statement, values prepared by the model's fields.
 
     The signup's hot path: the ORM's save() and bulk_create() spend more time compiling the
-    statement than the database spends running it (~1.2 ms of a signup's ~1.5 ms for these rows).
+    statement than the database spends running it (~1 ms of a signup's ~1.5 ms for these rows).
     """
-    if not rows:
-        return
     names = list(rows[0])
     fields = [model._meta.get_field(name) for name in names]
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
@@ -108,8 +110,7 @@ def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
     params = [
         field.get_db_prep_save(row[name], connection) for row in rows for name, field in zip(names, fields, strict=True)
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    return sql, params
 
 
 def event_publish(*, signal: EventSignal, event: DomainEvent) -> None:
