@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -12,22 +11,11 @@ from crm.backends.base import Contact, CRMPermanentError, CRMTransientError
 from crm.backends.http import CRMBackend as HTTPBackend
 from crm.backends.http import parse_retry_after
 from crm.backends.local import CRMBackend as LocalBackend
-from devtools.fakes import CRMResponse, FakeCRM, running_crm
+from devtools.fakes import CRMResponse, FakeCRM
 from devtools.redis_server import free_port
 
 CONTACT = Contact(user_id=7, email="ann@example.com", name="Ann", signed_up_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
 KEY = "7d7a4b4e-8a55-4f55-9a4b-3f1b7c1f6d11"
-
-
-@pytest.fixture
-def crm(settings) -> Iterator[FakeCRM]:
-    """A real HTTP CRM on localhost, with the HTTP backend pointed at it."""
-    with running_crm() as server:
-        settings.CRM_BACKEND = "crm.backends.http.CRMBackend"
-        settings.CRM_API_URL = server.url
-        settings.CRM_API_KEY = "secret-key"
-        settings.CRM_READ_TIMEOUT = 0.5
-        yield server
 
 
 def test_http_backend_speaks_the_crm_contract(crm: FakeCRM) -> None:

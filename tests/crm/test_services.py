@@ -1,27 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from crm.backends import locmem
 from crm.backends.base import CRMPermanentError, CRMTransientError
 from crm.models import ContactSync
 from crm.services import crm_contact_sync
-from devtools.fakes import CRMResponse, FakeCRM, running_crm
+from devtools.fakes import CRMResponse, FakeCRM
 from tests.factories import UserCreatedFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def crm(settings) -> Iterator[FakeCRM]:
-    """A real HTTP CRM on localhost, with the HTTP backend pointed at it."""
-    with running_crm() as server:
-        settings.CRM_BACKEND = "crm.backends.http.CRMBackend"
-        settings.CRM_API_URL = server.url
-        settings.CRM_API_KEY = "secret-key"
-        yield server
 
 
 def test_contact_is_synced_once_per_event() -> None:
