@@ -218,7 +218,7 @@ def http_latency(bench: Bench) -> list[Figure]:
             "ms",
             sync_minus_none,
             target="≥ 250",
-            met=min(sync_minus_none) >= 250,
+            met=statistics.median(sync_minus_none) >= 250,
             note=f"{requests_per_repeat} requests × {repeats} repeats per variant",
         ),
     ]
