@@ -516,7 +516,7 @@ def bulk_events(count: int) -> list[Delivery]:
 
 def memory(bench: Bench) -> list[Figure]:
     """Worker resident memory (main process and pool) before and after N events."""
-    warmup, events, chunk = (500, 5000, 1000) if bench.quick else (2000, bench.sizes.get("memory", 100_000), 5000)
+    warmup, events, chunk = (500, 5000, 1000) if bench.quick else (2000, bench.sizes.get("memory", 100_000), 1000)
     forget_pending()
     worker = bench.worker()
     try:
@@ -524,10 +524,10 @@ def memory(bench: Bench) -> list[Figure]:
         wait_until_all_done(timeout=600)
         before = resident_memory(worker)
         started = time.monotonic()
-        for _ in range(events // chunk):
+        for start in range(0, events, chunk):
             # Keep the backlog bounded: Redis's memory is not the worker's.
             wait_until(lambda: pending() < 4 * chunk * len(CONSUMERS), timeout=600)
-            delivery_enqueue(bulk_events(chunk))
+            delivery_enqueue(bulk_events(min(chunk, events - start)))
         wait_until_all_done(timeout=3600)
         elapsed = time.monotonic() - started
         after = resident_memory(worker)
