@@ -124,10 +124,11 @@ def _cpus() -> int:
 def _write_docs(run: dict) -> None:
     text = DOCS.read_text()
     block = (
-        f"{START}\nLatest run: {run['when']} on {run['database']}, Python {run['python']}, {run['machine']}"
+        f"{START}\nLast run: {run['when']} on {run['database']}, Python {run['python']}, {run['machine']}"
         f"{' (quick sizes)' if run['quick'] else ''}"
         f"{'; sizes overridden: ' + ', '.join(f'{k}={v}' for k, v in run['sizes'].items()) if run['sizes'] else ''}"
-        f".\n\n{table(run['figures'])}\n\n"
+        f". The last column says which run measured each figure (`--only` runs keep the others).\n\n"
+        f"{table(run['figures'])}\n\n"
         f"Sweep query plan:\n\n```\n{run['sweep_plan'].strip()}\n```\n{END}"
     )
     head, _, rest = text.partition(START)
