@@ -8,8 +8,6 @@ class AnalyticsConfig(AppConfig):
     verbose_name = "Analytics"
 
     def ready(self) -> None:
-        from analytics import receivers
-        from users.events import UserCreated
-        from users.signals import user_created
+        from analytics import receivers, tasks
 
-        user_created.connect(receivers.track_signup, sender=UserCreated, dispatch_uid="analytics.track_signup")
+        tasks.track_signup.connect(receivers.track_signup)

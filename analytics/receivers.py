@@ -1,4 +1,4 @@
-"""Receivers of the analytics app: each enqueues one task and returns."""
+"""Receivers of the analytics app: each rings its consumer's doorbell and returns."""
 
 from __future__ import annotations
 
@@ -9,5 +9,5 @@ from users.events import UserCreated
 
 
 def track_signup(sender: type[UserCreated], *, event: UserCreated, **kwargs: Any) -> None:
-    """Enqueue the tracking of a signup."""
-    track_signup_task.delay(event_id=str(event.event_id))
+    """Enqueue the analytics task: a signup is owed tracking."""
+    track_signup_task.ring()

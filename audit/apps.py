@@ -8,10 +8,6 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit log"
 
     def ready(self) -> None:
-        from audit import receivers
-        from users.events import UserCreated
-        from users.signals import user_created
+        from audit import receivers, tasks
 
-        user_created.connect(
-            receivers.record_user_created, sender=UserCreated, dispatch_uid="audit.record_user_created"
-        )
+        tasks.record_user_created.connect(receivers.record_user_created)

@@ -1,4 +1,4 @@
-"""Receivers of the audit app: each enqueues one task and returns."""
+"""Receivers of the audit app: each rings its consumer's doorbell and returns."""
 
 from __future__ import annotations
 
@@ -9,5 +9,5 @@ from users.events import UserCreated
 
 
 def record_user_created(sender: type[UserCreated], *, event: UserCreated, **kwargs: Any) -> None:
-    """Enqueue the audit entry for a new user."""
-    record_user_created_task.delay(event_id=str(event.event_id))
+    """Enqueue the audit log's task: a new user is owed an entry."""
+    record_user_created_task.ring()

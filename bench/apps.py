@@ -11,7 +11,7 @@ class BenchConfig(AppConfig):
 
     def ready(self) -> None:
         if os.environ.get("BENCH_CONSUMERS") == "none":
-            from users.signals import user_created
+            from events.registry import consumers, unregister
 
-            for consumer in list(user_created.consumers):
-                user_created.disconnect(dispatch_uid=consumer)
+            for declared in consumers():
+                unregister(declared.name)

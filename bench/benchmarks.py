@@ -16,23 +16,26 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from bench.harness import CONSUMERS, PASSWORD, Bench, Figure, figure, percentile, resident_memory
+from bench.harness import PASSWORD, Bench, Figure, figure, percentile, resident_memory
 from devtools.fakes import CRMResponse, FakeCRM, SMTPSink
 from devtools.processes import WebServer, wait_until
+from events import ledger
+from events.api import consumers
 from events.models import Delivery, Event
-from events.services import delivery_enqueue
+from events.publishing import doorbells
 from users.events import UserCreated, UserCreationSource
 from users.models import User
 from users.services import user_create, user_email_is_taken
 
-# Celery tasks, in the order of CONSUMERS: what the naive peer enqueues on commit.
-CONSUMER_TASK_NAMES = (
-    "notifications.tasks.send_welcome_email",
-    "notifications.tasks.notify_admins",
-    "audit.tasks.record_user_created",
-    "analytics.tasks.track_signup",
-    "crm.tasks.sync_crm_contact",
-)
+# Every consumer's name, from the registry (the bench app runs inside Django).
+CONSUMERS = tuple(declared.name for declared in consumers())
+
+
+def ring_every_consumer() -> None:
+    """Ring every consumer's doorbell once (the rows say what is owed)."""
+    with doorbells():
+        for declared in consumers():
+            declared.ring()
 
 
 def purge_queues() -> None:
@@ -93,9 +96,8 @@ def naive_signup(*, email: str, password: str) -> User:
     """The bare signup followed by one delay_on_commit per consumer: no durability at all."""
 
     def enqueue(user: User) -> None:
-        event_id = str(uuid.uuid4())
-        for name in CONSUMER_TASK_NAMES:
-            current_app.tasks[name].delay_on_commit(event_id=event_id)
+        for declared in consumers():
+            declared.task.delay_on_commit()
 
     return bare_signup(email=email, password=password, on_insert=enqueue)
 
@@ -402,9 +404,9 @@ def _fill_done_deliveries(count: int) -> None:
             )
             cursor.execute(
                 """
-                INSERT INTO events_delivery (event_id, consumer, status, attempts, sweeps, due_at, lease_owner,
+                INSERT INTO events_delivery (event_id, consumer, status, attempts, retries, due_at, lease_owner,
                                              last_error, created_at, updated_at, completed_at)
-                SELECT e.id, c.consumer, 'done', 1, 0, e.occurred_at, '', '', e.occurred_at, e.occurred_at,
+                SELECT e.id, c.consumer, 'done', 1, 1, NULL, '', '', e.occurred_at, e.occurred_at,
                        e.occurred_at
                 FROM events_event e CROSS JOIN unnest(%s::text[]) AS c(consumer)
                 WHERE e.name = 'bench.filled'
@@ -425,9 +427,9 @@ def _fill_done_deliveries(count: int) -> None:
             consumers = " UNION ALL ".join("SELECT %s AS consumer" for _ in CONSUMERS)
             cursor.execute(
                 f"""
-                INSERT INTO events_delivery (event_id, consumer, status, attempts, sweeps, due_at, lease_owner,
+                INSERT INTO events_delivery (event_id, consumer, status, attempts, retries, due_at, lease_owner,
                                              last_error, created_at, updated_at, completed_at)
-                SELECT e.id, c.consumer, 'done', 1, 0, e.occurred_at, '', '', e.occurred_at, e.occurred_at,
+                SELECT e.id, c.consumer, 'done', 1, 1, NULL, '', '', e.occurred_at, e.occurred_at,
                        e.occurred_at
                 FROM events_event e CROSS JOIN ({consumers}) AS c
                 WHERE e.name = 'bench.filled'
@@ -447,11 +449,12 @@ def sweep_scale(bench: Bench) -> list[Figure]:
     Delivery.objects.filter(pk__in=[d.pk for d in owed[len(owed) // 2 :]]).update(due_at=now + timedelta(hours=1))
     total_rows = Delivery.objects.count()
 
+    # The claim of one consumer's batch (the sweep asks the same index whether any row is due).
     query = (
-        Delivery.objects.select_for_update(skip_locked=True)
-        .filter(status=Delivery.Status.PENDING, due_at__lte=now)
-        .exclude(consumer__in=set(), sweeps__gt=0)
-        .order_by("due_at")[:1000]
+        ledger.due(consumer=CONSUMERS[0], now=now)
+        .select_for_update(skip_locked=True)
+        .order_by("due_at", "id")
+        .values_list("id", flat=True)[:100]
     )
     with transaction.atomic():  # select_for_update compiles only inside one
         sql, params = query.query.sql_with_params()
@@ -506,9 +509,7 @@ def bulk_events(count: int) -> list[Delivery]:
         ]
     )
     deliveries = [
-        Delivery(event_id=e.event_id, consumer=consumer, due_at=now + timedelta(hours=1))
-        for e in events
-        for consumer in CONSUMERS
+        Delivery(event_id=e.event_id, consumer=consumer, due_at=now) for e in events for consumer in CONSUMERS
     ]
     Delivery.objects.bulk_create(deliveries)
     return list(Delivery.objects.filter(event_id__in=[e.event_id for e in events]))
@@ -520,14 +521,16 @@ def memory(bench: Bench) -> list[Figure]:
     forget_pending()
     worker = bench.worker()
     try:
-        delivery_enqueue(bulk_events(warmup))
+        bulk_events(warmup)
+        ring_every_consumer()
         wait_until_all_done(timeout=600)
         before = resident_memory(worker)
         started = time.monotonic()
         for start in range(0, events, chunk):
             # Keep the backlog bounded: Redis's memory is not the worker's.
             wait_until(lambda: pending() < 4 * chunk * len(CONSUMERS), timeout=600)
-            delivery_enqueue(bulk_events(min(chunk, events - start)))
+            bulk_events(min(chunk, events - start))
+            ring_every_consumer()
         wait_until_all_done(timeout=3600)
         elapsed = time.monotonic() - started
         after = resident_memory(worker)

@@ -17,13 +17,6 @@ import psutil
 from devtools.processes import ManagedProcess, celery_beat, celery_worker, current_database_url, wait_until
 from devtools.redis_server import RedisServer
 
-CONSUMERS = (
-    "notifications.send_welcome_email",
-    "notifications.notify_admins",
-    "audit.record_user_created",
-    "analytics.track_signup",
-    "crm.sync_contact",
-)
 PASSWORD = "correct-horse-battery-staple"
 
 
@@ -147,7 +140,7 @@ def bench_environment(*, quick: bool, sizes: dict[str, int] | None = None) -> It
     # The bench process itself logs errors only (the recovery benchmark runs with the broker down).
     os.environ.setdefault("LOG_LEVEL", "ERROR")
     # Short recovery delays, for the bench process and every process it starts.
-    process_env = {"EVENTS_SWEEP_INTERVAL": "1", "EVENTS_REDELIVERY_AFTER": "1"}
+    process_env = {"EVENTS_SWEEP_INTERVAL": "1"}
     os.environ.update(process_env)
 
     import django

@@ -6,24 +6,13 @@ from crm.models import ContactSync
 
 @admin.register(ContactSync)
 class ContactSyncAdmin(admin.ModelAdmin):
-    """CRM syncs with their status, attempts and last error."""
+    """Contacts the CRM accepted; attempts and errors are on the crm.sync_contact deliveries."""
 
-    list_display = ("user", "status", "attempts", "response_status", "created_at", "synced_at", "event_id")
-    list_filter = ("status",)
+    list_display = ("user", "response_status", "synced_at", "event_id")
     search_fields = ("=event_id", "=user__id")
-    date_hierarchy = "created_at"
+    date_hierarchy = "synced_at"
     list_select_related = ("user",)
-    readonly_fields = (
-        "event_id",
-        "user",
-        "status",
-        "attempts",
-        "response_status",
-        "last_error",
-        "created_at",
-        "updated_at",
-        "synced_at",
-    )
+    readonly_fields = ("event_id", "user", "response_status", "synced_at", "created_at")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -8,8 +8,6 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM"
 
     def ready(self) -> None:
-        from crm import checks, receivers  # noqa: F401  (checks registers itself)
-        from users.events import UserCreated
-        from users.signals import user_created
+        from crm import checks, receivers, tasks  # noqa: F401  (checks registers itself)
 
-        user_created.connect(receivers.sync_contact, sender=UserCreated, dispatch_uid="crm.sync_contact")
+        tasks.sync_contact.connect(receivers.sync_contact)

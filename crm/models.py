@@ -1,4 +1,4 @@
-"""A record of each contact sync: its status, attempts and last error."""
+"""A record of each contact synced to the CRM: facts only; the delivery keeps attempts and errors."""
 
 from __future__ import annotations
 
@@ -7,26 +7,17 @@ from django.db import models
 
 
 class ContactSync(models.Model):
-    """The sync of one user's contact to the CRM, for one event."""
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SYNCED = "synced", "Synced"
-        FAILED = "failed", "Failed"
+    """One user's contact accepted by the CRM, for one event."""
 
     event_id = models.UUIDField(unique=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="crm_syncs")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    synced_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    synced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = "CRM contact sync"
-        ordering = ["-created_at"]
+        ordering = ["-synced_at"]
 
     def __str__(self) -> str:
-        return f"contact of user {self.user_id}: {self.status}"
+        return f"contact of user {self.user_id} synced"

@@ -1,13 +1,13 @@
-"""Receivers of the crm app: each enqueues one task and returns."""
+"""Receivers of the crm app: each rings its consumer's doorbell and returns."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from crm.tasks import sync_crm_contact
+from crm.tasks import sync_contact as sync_contact_task
 from users.events import UserCreated
 
 
 def sync_contact(sender: type[UserCreated], *, event: UserCreated, **kwargs: Any) -> None:
-    """Enqueue the CRM sync of a new user's contact."""
-    sync_crm_contact.delay(event_id=str(event.event_id))
+    """Enqueue the CRM task: a new user's contact is owed a sync."""
+    sync_contact_task.ring()

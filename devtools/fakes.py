@@ -52,6 +52,8 @@ class FakeCRM:
         self.requests: list[CRMRequest] = []
         self.script: deque[CRMResponse] = deque()
         self.default = CRMResponse()
+        # Answer each path's first request with this, before the script (None: no such rule).
+        self.first_per_path: CRMResponse | None = None
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler_class())
         self._server.daemon_threads = True
@@ -63,7 +65,10 @@ class FakeCRM:
 
     def _next_response(self, request: CRMRequest) -> CRMResponse:
         with self._lock:
+            first = self.first_per_path is not None and all(seen.path != request.path for seen in self.requests)
             self.requests.append(request)
+            if first:
+                return self.first_per_path
             return self.script.popleft() if self.script else self.default
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -121,15 +126,31 @@ def running_crm() -> Iterator[FakeCRM]:
 
 
 class SMTPSink:
-    """A real SMTP server (aiosmtpd) that keeps every message it accepts, optionally slowly."""
+    """A real SMTP server (aiosmtpd) that keeps every message it accepts, optionally slowly.
+
+    It can refuse some recipients for good (550), defer every message (451), or be stopped and
+    started again on the same port (connections refused meanwhile).
+    """
 
     def __init__(self, *, delay: float = 0.0) -> None:
         self.delay = delay
+        self.refuse: set[str] = set()
+        self.defer = False
         self.messages: list[Message] = []
+        self.data_started = 0
         self.port = free_port()
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller: Controller | None = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_started += 1
+        if self.defer:
+            return "451 4.3.0 try again later"
         if self.delay:
             await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.original_content)
@@ -144,12 +165,15 @@ class SMTPSink:
 
     def start(self) -> SMTPSink:
         """Accept connections in a background thread."""
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self
 
     def stop(self) -> None:
         """Stop accepting connections."""
-        self._controller.stop()
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
 
 @contextmanager

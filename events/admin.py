@@ -10,15 +10,16 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from events.models import Delivery, Event
-from events.services import deliveries_for_replay, delivery_replay
+from events.models import Delivery, DeliveryAttempt, Event
+from events.registry import consumers, get_consumer
+from events.replay import deliveries_for_replay, delivery_replay
 
 
 class DeliveryInline(admin.TabularInline):
     """What each consumer did with the event."""
 
     model = Delivery
-    fields = ("consumer_link", "status", "attempts", "updated_at", "last_error_line")
+    fields = ("consumer_link", "status", "attempts", "due_at", "updated_at", "last_error_line")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -62,20 +63,46 @@ def _last_line(text: str) -> str:
     return lines[-1][:200] if lines else ""
 
 
+class DeliveryAttemptInline(admin.TabularInline):
+    """Every attempt at the delivery, oldest first: replay adds to it, never wipes it."""
+
+    model = DeliveryAttempt
+    fields = ("number", "worker", "started_at", "finished_at", "outcome", "error_line")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "attempt history"
+
+    @admin.display(description="error")
+    def error_line(self, attempt: DeliveryAttempt) -> str:
+        return _last_line(attempt.error)
+
+    def has_add_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
+        return False
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     """Deliveries and dead letters: see why one failed, replay one, or replay all failed of a consumer."""
 
-    list_display = ("event", "consumer", "status", "attempts", "sweeps", "due_at", "updated_at", "error")
+    list_display = ("event", "consumer", "status", "attempts", "retries", "due_at", "updated_at", "error")
     list_filter = ("status", "consumer")
     search_fields = ("=event__id",)
     list_select_related = ("event",)
     date_hierarchy = "created_at"
     actions = ["replay_selected"]
     readonly_fields = (
-        "event", "consumer", "status", "attempts", "sweeps", "due_at", "lease_owner", "lease_until",
-        "created_at", "updated_at", "completed_at", "last_error",
+        "event", "consumer", "status", "attempts", "retries", "retry_schedule", "due_at", "lease_owner",
+        "lease_until", "created_at", "updated_at", "completed_at", "last_error",
     )  # fmt: skip
+    inlines = [DeliveryAttemptInline]
+
+    @admin.display(description="retry schedule")
+    def retry_schedule(self, delivery: Delivery) -> str:
+        try:
+            return get_consumer(delivery.consumer).retry.describe()
+        except KeyError:
+            return "no such consumer is declared"
 
     @admin.display(description="last error")
     def error(self, delivery: Delivery) -> str:
@@ -83,10 +110,9 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay the selected deliveries")
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        deliveries = list(queryset)
-        enqueued = delivery_replay(deliveries=deliveries)
+        count = delivery_replay(deliveries=list(queryset))
         self.message_user(
-            request, f"Replayed {len(deliveries)} deliveries ({enqueued} enqueued now).", messages.SUCCESS
+            request, f"Replayed {count} deliveries: due now (a running one finishes first).", messages.SUCCESS
         )
 
     def get_urls(self) -> list[URLPattern]:
@@ -105,13 +131,12 @@ class DeliveryAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         if not self.has_change_permission(request):
             return HttpResponse(status=403)
-        deliveries = list(deliveries_for_replay(consumers=[consumer], failed=True))
-        enqueued = delivery_replay(deliveries=deliveries)
-        self.message_user(
-            request,
-            f"Replayed {len(deliveries)} failed deliveries of {consumer} ({enqueued} enqueued now).",
-            messages.SUCCESS,
-        )
+        try:
+            declared = get_consumer(consumer)
+        except KeyError:
+            return HttpResponse(status=404)
+        count = delivery_replay(deliveries=list(deliveries_for_replay(consumers=[declared], failed=True)))
+        self.message_user(request, f"Replayed {count} failed deliveries of {consumer}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:events_delivery_changelist"))
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
@@ -124,6 +149,7 @@ class DeliveryAdmin(admin.ModelAdmin):
             )
             .order_by("consumer")
         )
+        # Retrying deliveries count as well: overdue is "owed and not done by now", whatever the reason.
         oldest_due = (
             Delivery.objects.filter(status=Delivery.Status.PENDING, due_at__lte=timezone.now())
             .order_by("due_at")
@@ -133,6 +159,7 @@ class DeliveryAdmin(admin.ModelAdmin):
         extra_context = {
             **(extra_context or {}),
             "consumer_summary": list(summary),
+            "declared_consumers": [declared.name for declared in consumers()],
             # Overdue for longer than a few sweep intervals means the sweep (beat) is not running.
             "overdue_seconds": None if oldest_due is None else int((timezone.now() - oldest_due).total_seconds()),
             "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,

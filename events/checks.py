@@ -1,4 +1,4 @@
-"""A system check that fails on any configuration that would break the delivery guarantees."""
+"""System checks: the configuration and the consumers the delivery guarantees rely on."""
 
 from __future__ import annotations
 
@@ -9,24 +9,25 @@ from celery import current_app
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
-from events.consumers import ConsumerTask
-from events.retry import RETRY_BACKOFF_MAX
-from events.signals import event_signals
+from events.draining import DOORBELL_MAX_COUNTDOWN
+from events.registry import Consumer, consumers
 
 MAX_PUBLISH_WAIT = 1.0
 SWEEP_TASK = "events.tasks.sweep_deliveries"
+# A killed worker's deliveries must come back within this many seconds of its death.
+MAX_RECOVERY = 30.0
 
 
 def delivery_guarantee_errors(
     *,
     conf: Mapping[str, Any],
-    consumer_tasks: Iterable[ConsumerTask],
-    consumers: Iterable[str],
+    declared: Iterable[Consumer],
     routes: Mapping[str, str],
     lease: float,
-    redelivery_after: float,
+    renew_every: float,
+    sweep_interval: float,
 ) -> list[Error]:
-    """Return an Error for each setting that breaks "nothing lost, nothing twice, nothing blocks"."""
+    """Return an Error for each setting or consumer that breaks "nothing lost, nothing twice, nothing blocks"."""
     errors: list[Error] = []
 
     def fail(id_: str, msg: str, hint: str) -> None:
@@ -38,23 +39,21 @@ def delivery_guarantee_errors(
             "Celery must accept and send JSON only.",
             'Set CELERY_ACCEPT_CONTENT = ["json"] and CELERY_TASK_SERIALIZER = "json".',
         )
-    if conf["worker_prefetch_multiplier"] != 1:
-        fail("E002", "A worker must prefetch one message at a time.", "Set CELERY_WORKER_PREFETCH_MULTIPLIER = 1.")
     time_limit = conf["task_time_limit"]
     if not time_limit:
         fail(
             "E003",
-            "Tasks need a hard time limit: leases and the visibility timeout are sized by it.",
+            "Tasks need a hard time limit: a drain stops starting work at half of it.",
             "Set EVENTS_TASK_TIME_LIMIT.",
         )
         time_limit = 0
     transport = conf["broker_transport_options"] or {}
     visibility = transport.get("visibility_timeout", 3600)
-    if visibility <= time_limit + RETRY_BACKOFF_MAX:
+    if visibility <= time_limit + DOORBELL_MAX_COUNTDOWN:
         fail(
             "E004",
             f"The broker's visibility_timeout ({visibility} s) must exceed the task time limit plus the longest "
-            f"retry countdown ({time_limit} + {RETRY_BACKOFF_MAX} s), or Redis redelivers messages still in work.",
+            f"doorbell countdown ({time_limit} + {DOORBELL_MAX_COUNTDOWN:g} s).",
             "Raise CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'].",
         )
     for option in ("socket_connect_timeout", "socket_timeout"):
@@ -67,54 +66,56 @@ def delivery_guarantee_errors(
             )
     if conf["task_publish_retry"]:
         fail("E006", "Publishing must not retry at request time.", "Set CELERY_TASK_PUBLISH_RETRY = False.")
-    if lease <= time_limit:
-        fail("E007", "A delivery's lease must outlive the task time limit.", "EVENTS_LEASE must exceed the time limit.")
-    sweep = [entry for entry in (conf["beat_schedule"] or {}).values() if entry.get("task") == SWEEP_TASK]
-    if not sweep or redelivery_after <= 0:
+    if renew_every <= 0 or lease < 3 * renew_every:
         fail(
-            "E008",
-            "The delivery sweep must be scheduled and EVENTS_REDELIVERY_AFTER positive.",
-            f"Schedule {SWEEP_TASK} in CELERY_BEAT_SCHEDULE.",
+            "E007",
+            f"A lease ({lease:g} s) must last at least three renewals ({renew_every:g} s each), or a slow but "
+            "live delivery loses its lease and runs twice.",
+            "Set EVENTS_LEASE >= 3 * EVENTS_LEASE_RENEW_EVERY.",
         )
-
-    tasks_by_consumer = {task.consumer: task for task in consumer_tasks}
-    declared_queues = {queue.name for queue in conf["task_queues"] or ()}
-    for consumer in sorted(set(consumers)):
-        task = tasks_by_consumer.get(consumer)
-        if task is None:
+    sweep = [entry for entry in (conf["beat_schedule"] or {}).values() if entry.get("task") == SWEEP_TASK]
+    if not sweep or sweep_interval <= 0:
+        fail("E008", "The delivery sweep must be scheduled.", f"Schedule {SWEEP_TASK} in CELERY_BEAT_SCHEDULE.")
+    if lease + sweep_interval > MAX_RECOVERY:
+        fail(
+            "E012",
+            f"A killed worker's deliveries come back after its lease plus a sweep interval ({lease:g} + "
+            f"{sweep_interval:g} s): keep it within {MAX_RECOVERY:g} s.",
+            "Lower EVENTS_LEASE or EVENTS_SWEEP_INTERVAL.",
+        )
+    for consumer in declared:
+        if not consumer.receiver_connected:
             fail(
                 "E009",
-                f"Consumer {consumer} has no ConsumerTask (consumer={consumer!r}).",
-                "Declare its task with base=ConsumerTask.",
+                f"Consumer {consumer.name} is declared but its receiver is never connected: no event rings it "
+                "(only the sweep would).",
+                f"Connect it in its AppConfig.ready(): {consumer.handler.__module__}.{consumer.handler.__name__}"
+                ".connect(receivers.<receiver>).",
             )
-            continue
-        if not (task.acks_late and task.reject_on_worker_lost):
-            fail(
-                "E010",
-                f"{task.name} must acknowledge late and reject on worker loss.",
-                "It is idempotent: keep acks_late and reject_on_worker_lost on.",
-            )
-        queue = routes.get(task.name)
-        if queue != consumer or queue not in declared_queues:
+        queue = routes.get(consumer.task.name)
+        if queue != consumer.queue:
             fail(
                 "E011",
-                f"{task.name} must run on its own declared queue {consumer!r} (routed to {queue!r}).",
-                "Add it to CELERY_TASK_ROUTES.",
+                f"{consumer.task.name} must run on its own queue {consumer.queue!r} (routed to {queue!r}).",
+                "Keep events.registry.route_task first in CELERY_TASK_ROUTES.",
             )
     return errors
 
 
 @register("events")
 def check_delivery_guarantees(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
-    """Check Celery's configuration and every consumer's task against the delivery guarantees."""
-    consumer_tasks = [task for task in current_app.tasks.values() if isinstance(task, ConsumerTask)]
+    """Check Celery's configuration and every declared consumer against the delivery guarantees."""
+    declared = consumers()
+    routes = {}
+    for consumer in declared:
+        routes[consumer.task.name] = current_app.amqp.router.route({}, consumer.task.name)["queue"].name
     return list(
         delivery_guarantee_errors(
             conf=current_app.conf,
-            consumer_tasks=consumer_tasks,
-            consumers=[consumer for signal in event_signals.values() for consumer in signal.consumers],
-            routes={task.name: current_app.amqp.router.route({}, task.name)["queue"].name for task in consumer_tasks},
+            declared=declared,
+            routes=routes,
             lease=settings.EVENTS_LEASE,
-            redelivery_after=settings.EVENTS_REDELIVERY_AFTER,
+            renew_every=settings.EVENTS_LEASE_RENEW_EVERY,
+            sweep_interval=settings.EVENTS_SWEEP_INTERVAL,
         )
     )

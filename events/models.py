@@ -1,19 +1,61 @@
-"""The log of published domain events, and what each consumer is owed."""
+"""The log of published domain events, what each consumer is owed, and every attempt at it."""
 
 from __future__ import annotations
 
-from django.db import models
+from typing import Any
+
+from django.db import connection, models
 from django.db.models import Q
 
 
+class EventManager(models.Manager["Event"]):
+    """Stores an event with its deliveries in one statement where the database allows."""
+
+    def store_with_deliveries(self, *, event_row: dict[str, Any], delivery_rows: list[dict[str, Any]]) -> None:
+        """Insert one event and its delivery rows in the current transaction.
+
+        The signup's hot path: the ORM's save() and bulk_create() spend more time compiling the
+        statements than the database spends running them (make bench: ~1 ms of ~1.5 ms).
+        """
+        event_sql, event_params = _insert_sql(Event, [event_row])
+        with connection.cursor() as cursor:
+            if not delivery_rows:
+                cursor.execute(event_sql, event_params)
+                return
+            delivery_sql, delivery_params = _insert_sql(Delivery, delivery_rows)
+            if connection.vendor == "postgresql":
+                # One round trip: the deliveries' foreign keys are checked at the end of the statement.
+                cursor.execute(f"WITH stored_event AS ({event_sql}) {delivery_sql}", event_params + delivery_params)
+            else:
+                cursor.execute(event_sql, event_params)
+                cursor.execute(delivery_sql, delivery_params)
+
+
+def _insert_sql(model: type[models.Model], rows: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+    """Return an INSERT of rows in one statement, values prepared by the model's own fields."""
+    names = list(rows[0])
+    fields = [model._meta.get_field(name) for name in names]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({columns}) VALUES " + ", ".join(
+        [placeholders] * len(rows)
+    )
+    params = [
+        field.get_db_prep_save(row[name], connection) for row in rows for name, field in zip(names, fields, strict=True)
+    ]
+    return sql, params
+
+
 class Event(models.Model):
-    """A domain event, stored in the transaction that produced it; consumers load it by id."""
+    """A domain event, stored in the transaction that produced it; consumers receive it from here."""
 
     id = models.UUIDField("event id", primary_key=True, editable=False)
     name = models.CharField(max_length=100, db_index=True)
     version = models.PositiveSmallIntegerField()
     payload = models.JSONField()
     occurred_at = models.DateTimeField(db_index=True)
+
+    objects = EventManager()
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -23,7 +65,7 @@ class Event(models.Model):
 
 
 class Delivery(models.Model):
-    """One consumer's side effect for one event: written with the event, done exactly once."""
+    """One consumer's side effect for one event: the truth about what is owed and who holds it."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -31,11 +73,13 @@ class Delivery(models.Model):
         FAILED = "failed", "Failed (dead letter)"
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    consumer = models.CharField(max_length=100, help_text="The receiver's dispatch_uid.")
+    consumer = models.CharField(max_length=100, help_text="The consumer's name, from its declaration.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0, help_text="Times a worker started it.")
-    sweeps = models.PositiveIntegerField(default=0, help_text="Times the sweep enqueued it again.")
-    due_at = models.DateTimeField(help_text="When the sweep enqueues it again if it is still pending.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Attempts ever started; replay never resets it.")
+    retries = models.PositiveIntegerField(
+        default=0, help_text="Attempts since the delivery was created or last replayed: the retry schedule's count."
+    )
+    due_at = models.DateTimeField(null=True, blank=True, help_text="When a pending delivery may run (next).")
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -50,10 +94,52 @@ class Delivery(models.Model):
             models.UniqueConstraint(fields=["event", "consumer"], name="events_one_delivery_per_event_consumer"),
         ]
         indexes = [
-            # The sweep's query: only pending rows, by due time; done rows cost it nothing.
-            models.Index(fields=["due_at"], condition=Q(status="pending"), name="events_delivery_pending_due"),
+            # The claim's and the sweep's query: only pending rows, by consumer and due time.
+            models.Index(
+                fields=["consumer", "due_at"], condition=Q(status="pending"), name="events_delivery_pending_due"
+            ),
             models.Index(fields=["consumer", "status"], name="events_delivery_by_consumer"),
         ]
 
     def __str__(self) -> str:
         return f"{self.consumer} for {self.event_id}: {self.status}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try at a delivery: recorded before the effect starts, its outcome after."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        RETRY = "retry", "Failed, retry scheduled"
+        FAILED = "failed", "Failed for good"
+        LOST = "lost", "Lost (its worker died)"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_history")
+    number = models.PositiveIntegerField()
+    worker = models.CharField(max_length=200)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RUNNING)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="events_one_attempt_per_number"),
+        ]
+        indexes = [
+            models.Index(fields=["delivery"], condition=Q(outcome="running"), name="events_attempt_running"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}: {self.outcome}"
+
+
+class SweepRun(models.Model):
+    """The one row that says when the sweep last ran: two schedulers never sweep at once."""
+
+    started_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"sweep at {self.started_at:%Y-%m-%d %H:%M:%S}"

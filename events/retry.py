@@ -1,16 +1,31 @@
-"""Retry policy shared by the consumers' tasks: Celery's own backoff, with jitter, bounded."""
+"""Retry schedules and the classification of errors into 'try again' and 'give up now'."""
 
 from __future__ import annotations
 
+import random
 import smtplib
-from typing import Any
+from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-# Errors worth another try: the database, the mail server or the network blinked.
+
+class PermanentError(Exception):
+    """Retrying cannot help (the receiving side refused the data): a dead letter at once."""
+
+
+class TransientError(Exception):
+    """Worth another try, never sooner than retry_after seconds when the other side says so."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# The database, the mail server or the network blinked: the same attempt may succeed later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    TransientError,
     OperationalError,
     InterfaceError,
     smtplib.SMTPException,
@@ -19,23 +34,59 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     SoftTimeLimitExceeded,
 )
 
-RETRY_BACKOFF_MAX = 600
-MAX_RETRIES = 8
-
-RETRY_POLICY: dict[str, Any] = {
-    "autoretry_for": TRANSIENT_ERRORS,
-    "retry_backoff": True,
-    "retry_backoff_max": RETRY_BACKOFF_MAX,
-    "retry_jitter": True,
-    "max_retries": MAX_RETRIES,
-}
+# What a database outage raises in a worker: the drain is retried, its work never dropped.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
 
-def retry_countdown(*, retries: int, retry_after: float | None = None) -> float:
-    """Return seconds before the next try: exponential with full jitter, never sooner than retry_after."""
-    backoff = get_exponential_backoff_interval(factor=1, retries=retries, maximum=RETRY_BACKOFF_MAX, full_jitter=True)
-    if retry_after is None:
-        return backoff
-    # A server asking for more than our longest wait is capped: a countdown longer than
-    # the broker's visibility timeout would be redelivered before it is due.
-    return min(max(float(retry_after), backoff), RETRY_BACKOFF_MAX)
+def is_transient(error: BaseException) -> bool:
+    """Return whether error is worth another attempt; anything else (a bug, a refusal) is permanent."""
+    return isinstance(error, TRANSIENT_ERRORS) and not isinstance(error, PermanentError)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrySchedule:
+    """Exponential back-off with jitter, capped, over about a day by default (as Stripe and Sidekiq do).
+
+    Unset fields come from settings (EVENTS_RETRY_FIRST, EVENTS_RETRY_CAP, EVENTS_RETRY_MAX_ATTEMPTS),
+    read when used, so an operator (or a test) can scale every schedule at once.
+    """
+
+    first: float | None = None
+    factor: float = 2.0
+    cap: float | None = None
+    max_attempts: int | None = None
+
+    @property
+    def first_delay(self) -> float:
+        return settings.EVENTS_RETRY_FIRST if self.first is None else self.first
+
+    @property
+    def longest_delay(self) -> float:
+        return settings.EVENTS_RETRY_CAP if self.cap is None else self.cap
+
+    @property
+    def attempts(self) -> int:
+        return settings.EVENTS_RETRY_MAX_ATTEMPTS if self.max_attempts is None else self.max_attempts
+
+    def nominal_delay(self, attempt: int) -> float:
+        """Return the wait after failed attempt number `attempt` (1-based), before jitter."""
+        exponent = min(max(attempt - 1, 0), 64)
+        return min(self.longest_delay, self.first_delay * self.factor**exponent)
+
+    def delay(self, *, attempt: int, retry_after: float | None = None) -> float:
+        """Return the seconds to wait after failed attempt `attempt`: 75-100% of nominal, never under retry_after."""
+        wait = self.nominal_delay(attempt) * random.uniform(0.75, 1.0)
+        if retry_after is not None:
+            wait = max(wait, min(float(retry_after), self.longest_delay))
+        return wait
+
+    def span(self) -> float:
+        """Return the longest time from the first attempt to the last (every wait at its nominal length)."""
+        return sum(self.nominal_delay(attempt) for attempt in range(1, self.attempts))
+
+    def describe(self) -> str:
+        """Say the schedule in one line, for the admin, the checks and the docs."""
+        return (
+            f"{self.attempts} attempts, waits from {self.first_delay:g} s doubling (×{self.factor:g}) up to "
+            f"{self.longest_delay:g} s, over at most {self.span() / 3600:.1f} h"
+        )

@@ -1,4 +1,4 @@
-"""Signals for domain events: every receiver is a durable consumer, named by its dispatch_uid."""
+"""Signals for domain events: sent with event=<domain event> once the producing transaction commits."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ event_signals: dict[str, EventSignal] = {}
 
 
 class EventSignal(Signal):
-    """A Signal sent with event=<domain event>, whose receivers are consumers owed a delivery each.
+    """A Signal that carries one kind of domain event, and remembers its receivers by dispatch_uid.
 
-    A receiver must be connected with a dispatch_uid ("<app>.<receiver>"): it names the consumer in
-    the delivery records, the admin and `manage.py replay_events`.
+    A consumer's receiver is connected through the consumer's declaration (`Consumer.connect`), which
+    names it; `manage.py check` compares the names connected here with the consumers declared.
     """
 
     def __init__(self, *, event_class: type[Any]) -> None:
         super().__init__()
         self.event_class = event_class
-        self.consumers: dict[str, Callable[..., Any]] = {}
+        self.connected: dict[str, Callable[..., Any]] = {}
         event_signals[event_class.name] = self
 
     def connect(
@@ -31,18 +31,18 @@ class EventSignal(Signal):
         weak: bool = True,
         dispatch_uid: str | None = None,
     ) -> None:
-        """Connect a consumer; dispatch_uid is required and names it."""
+        """Connect a receiver; dispatch_uid is required: it names the receiver in logs and checks."""
         if not dispatch_uid:
-            raise ValueError(f"{receiver!r} needs a dispatch_uid: it names the consumer of {self.event_class.name}")
+            raise ValueError(f"{receiver!r} needs a dispatch_uid to receive {self.event_class.name}")
         super().connect(receiver, sender=sender, weak=weak, dispatch_uid=dispatch_uid)
-        self.consumers[dispatch_uid] = receiver
+        self.connected[dispatch_uid] = receiver
 
     def disconnect(
         self, receiver: Callable[..., Any] | None = None, sender: object = None, dispatch_uid: str | None = None
     ) -> bool:
-        """Disconnect a consumer."""
+        """Disconnect a receiver."""
         if dispatch_uid is not None:
-            self.consumers.pop(dispatch_uid, None)
+            self.connected.pop(dispatch_uid, None)
         else:
-            self.consumers = {name: known for name, known in self.consumers.items() if known != receiver}
+            self.connected = {name: known for name, known in self.connected.items() if known != receiver}
         return super().disconnect(receiver, sender=sender, dispatch_uid=dispatch_uid)

@@ -1,13 +1,13 @@
-"""Tasks of the events app: the periodic sweep that re-enqueues what is owed."""
+"""Tasks of the events app: the periodic sweep."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from events.services import delivery_sweep
+from events.sweep import sweep
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def sweep_deliveries() -> int:
-    """Enqueue again every delivery still pending past its due time (run by Celery beat)."""
-    return delivery_sweep()
+    """Ring every consumer with due deliveries (run by Celery beat); return how many were rung."""
+    return len(sweep())

@@ -8,11 +8,7 @@ class NotificationsConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self) -> None:
-        from notifications import receivers
-        from users.events import UserCreated
-        from users.signals import user_created
+        from notifications import receivers, tasks
 
-        user_created.connect(
-            receivers.send_welcome_email, sender=UserCreated, dispatch_uid="notifications.send_welcome_email"
-        )
-        user_created.connect(receivers.notify_admins, sender=UserCreated, dispatch_uid="notifications.notify_admins")
+        tasks.send_welcome_email.connect(receivers.send_welcome_email)
+        tasks.notify_admins.connect(receivers.notify_admins)

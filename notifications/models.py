@@ -18,6 +18,7 @@ class Notification(models.Model):
     event_id = models.UUIDField(db_index=True)
     recipient = models.EmailField(max_length=254)
     subject = models.CharField(max_length=255)
+    message_id = models.CharField("Message-ID", max_length=255, blank=True, help_text="The same on every resend.")
     sent_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,4 +1,4 @@
-"""Receivers of the notifications app: each enqueues one task and returns."""
+"""Receivers of the notifications app: each rings its consumer's doorbell and returns."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from users.events import UserCreated
 
 
 def send_welcome_email(sender: type[UserCreated], *, event: UserCreated, **kwargs: Any) -> None:
-    """Enqueue the welcome e-mail to the new user."""
-    send_welcome_email_task.delay(event_id=str(event.event_id))
+    """Enqueue the welcome e-mail's task: a new user is owed one."""
+    send_welcome_email_task.ring()
 
 
 def notify_admins(sender: type[UserCreated], *, event: UserCreated, **kwargs: Any) -> None:
-    """Enqueue the new-signup notice to the admins."""
-    notify_admins_task.delay(event_id=str(event.event_id))
+    """Enqueue the admin notice's task: the admins are owed word of a new user."""
+    notify_admins_task.ring()

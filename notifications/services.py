@@ -1,23 +1,44 @@
-"""The side effects of the notifications app: e-mails, each recorded once sent."""
+"""The side effects of the notifications app: e-mails, each recorded once sent, each with a stable Message-ID."""
 
 from __future__ import annotations
 
 import logging
 import smtplib
+import uuid
+from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
+from events.api import PermanentError, TransientError
 from notifications.models import Notification
 from users.events import UserCreated
 from users.models import User
 
 logger = logging.getLogger(__name__)
 
+# Message-IDs are uuid5 names in this namespace: derived, so a resend carries the same one.
+MESSAGE_ID_NAMESPACE = uuid.UUID("6f0b2a52-8d4e-4b8e-9a51-2f8c0f1d7c3e")
 
-def _render_email(*, template: str, context: dict[str, Any], to: str) -> EmailMultiAlternatives:
+
+class MailRejectedError(PermanentError):
+    """The mail server refused the message for good (a 5xx answer): retrying cannot help."""
+
+
+class MailDeferredError(TransientError):
+    """The mail server refused the message for now (a 4xx answer): try again later."""
+
+
+def message_id(*, event_id: uuid.UUID, kind: str, recipient: str) -> str:
+    """Return the Message-ID of one e-mail: the same for every resend, so a mail client drops duplicates."""
+    name = uuid.uuid5(MESSAGE_ID_NAMESPACE, f"{event_id}/{kind}/{recipient.lower()}")
+    domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "localhost"
+    return f"<{name}@{domain}>"
+
+
+def _render_email(*, template: str, context: dict[str, Any], to: str, msgid: str) -> EmailMultiAlternatives:
     """Build a text and HTML e-mail from notifications/email/<template>{_subject.txt,.txt,.html}."""
     context = {"site_name": settings.SITE_NAME, "site_url": settings.SITE_URL, **context}
     subject = " ".join(render_to_string(f"notifications/email/{template}_subject.txt", context).split())
@@ -25,42 +46,41 @@ def _render_email(*, template: str, context: dict[str, Any], to: str) -> EmailMu
         subject=subject,
         body=render_to_string(f"notifications/email/{template}.txt", context),
         to=[to],
+        headers={"Message-ID": msgid},
     )
     message.attach_alternative(render_to_string(f"notifications/email/{template}.html", context), "text/html")
     return message
 
 
-class MailRejectedError(Exception):
-    """The mail server refused the message for good (a 5xx answer): retrying cannot help."""
-
-
-def _send(message: EmailMultiAlternatives, *, user: User) -> None:
-    """Send message; a permanent refusal becomes MailRejectedError, told without the address."""
+def _send(message: EmailMultiAlternatives, *, whom: str) -> None:
+    """Send message; a refusal becomes MailRejectedError or MailDeferredError naming whom, not the address."""
     try:
         message.send()
     except smtplib.SMTPRecipientsRefused as error:
         codes = sorted({code for code, _reason in error.recipients.values()})
+        # `from None`: the original names the address, and errors end up in logs and the ledger.
         if all(code >= 500 for code in codes):
-            # `from None`: the original names the address, and errors end up in logs.
-            raise MailRejectedError(f"mail server refused the recipient of user {user.pk} ({codes})") from None
-        raise smtplib.SMTPException(f"mail server deferred the recipient of user {user.pk} ({codes})") from None
+            raise MailRejectedError(f"mail server refused {whom} ({codes})") from None
+        raise MailDeferredError(f"mail server deferred {whom} ({codes})") from None
     except smtplib.SMTPResponseException as error:
         if error.smtp_code >= 500:
-            raise MailRejectedError(
-                f"mail server rejected the message for user {user.pk} ({error.smtp_code})"
-            ) from None
-        raise
+            raise MailRejectedError(f"mail server rejected the message to {whom} ({error.smtp_code})") from None
+        raise MailDeferredError(f"mail server deferred the message to {whom} ({error.smtp_code})") from None
 
 
-def _send_once(
-    *, event: UserCreated, user: User, kind: Notification.Kind, message: EmailMultiAlternatives
+def _send_and_record(
+    *, event: UserCreated, user: User, kind: Notification.Kind, message: EmailMultiAlternatives, whom: str
 ) -> Notification:
-    # Exactly-once ends here: if the process dies after the server accepted the message and
-    # before this row commits, the retry sends it again. The window is this one INSERT.
-    _send(message, user=user)
-    return Notification.objects.create(
-        kind=kind, user=user, event_id=event.event_id, recipient=message.to[0], subject=message.subject
+    # The row is written right after the server accepts the message: a crash in between resends
+    # it, with the same Message-ID.
+    _send(message, whom=whom)
+    notification, _created = Notification.objects.get_or_create(
+        event_id=event.event_id,
+        kind=kind,
+        recipient=message.to[0],
+        defaults={"user": user, "subject": message.subject, "message_id": message.extra_headers["Message-ID"]},
     )
+    return notification
 
 
 def welcome_email_send(*, event: UserCreated) -> Notification | None:
@@ -72,29 +92,47 @@ def welcome_email_send(*, event: UserCreated) -> Notification | None:
     sent = Notification.objects.filter(event_id=event.event_id, kind=Notification.Kind.WELCOME).first()
     if sent is not None:
         return sent
-    message = _render_email(template="welcome", context={"user": user}, to=user.email)
-    return _send_once(event=event, user=user, kind=Notification.Kind.WELCOME, message=message)
+    kind = Notification.Kind.WELCOME
+    msgid = message_id(event_id=event.event_id, kind=kind, recipient=user.email)
+    message = _render_email(template="welcome", context={"user": user}, to=user.email, msgid=msgid)
+    return _send_and_record(event=event, user=user, kind=kind, message=message, whom=f"the address of user {user.pk}")
 
 
 def admin_notice_send(*, event: UserCreated) -> list[Notification]:
-    """Send each address in ADMIN_EMAILS the notice of a new user, skipping those already sent."""
+    """Send each address in ADMIN_EMAILS the notice of a new user, each on its own.
+
+    One refused or deferred address never keeps the others from their notice. Afterwards a
+    deferral raises MailDeferredError (a retry sends only what is missing), else a refusal raises
+    MailRejectedError naming the refused admin addresses (settings, not users' data).
+    """
     user = User.objects.filter(pk=event.user_id).first()
     if user is None:
         logger.info("Admin notice skipped: user %s no longer exists (event %s)", event.user_id, event.event_id)
         return []
+    kind = Notification.Kind.ADMIN_NOTICE
     already_sent = set(
-        Notification.objects.filter(event_id=event.event_id, kind=Notification.Kind.ADMIN_NOTICE).values_list(
-            "recipient", flat=True
-        )
+        Notification.objects.filter(event_id=event.event_id, kind=kind).values_list("recipient", flat=True)
     )
     context = {"user": user, "event": event}
-    return [
-        _send_once(
-            event=event,
-            user=user,
-            kind=Notification.Kind.ADMIN_NOTICE,
-            message=_render_email(template="admin_notice", context=context, to=recipient),
+    sent: list[Notification] = []
+    refused: list[str] = []
+    deferred: list[str] = []
+    for recipient in settings.ADMIN_EMAILS:
+        if recipient in already_sent:
+            continue
+        msgid = message_id(event_id=event.event_id, kind=kind, recipient=recipient)
+        message = _render_email(template="admin_notice", context=context, to=recipient, msgid=msgid)
+        try:
+            sent.append(_send_and_record(event=event, user=user, kind=kind, message=message, whom=f"admin {recipient}"))
+        except MailRejectedError:
+            refused.append(recipient)
+        except (MailDeferredError, smtplib.SMTPException, OSError):
+            deferred.append(recipient)
+    if deferred:
+        raise MailDeferredError(
+            f"admin notice not delivered to {', '.join(deferred)} (try again)"
+            + (f"; refused for good by {', '.join(refused)}" if refused else "")
         )
-        for recipient in settings.ADMIN_EMAILS
-        if recipient not in already_sent
-    ]
+    if refused:
+        raise MailRejectedError(f"mail server refused the admin notice to {', '.join(refused)}")
+    return sent

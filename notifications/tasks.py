@@ -1,23 +1,20 @@
-"""Tasks of the notifications app: load the event, call a service."""
+"""The notifications app's consumers: declared once, thin, call the services."""
 
 from __future__ import annotations
 
-from celery import shared_task
-
-from events.consumers import ConsumerTask
-from events.retry import RETRY_POLICY
-from events.services import event_load
+from events.api import consumer
 from notifications.services import admin_notice_send, welcome_email_send
 from users.events import UserCreated
+from users.signals import user_created
 
 
-@shared_task(base=ConsumerTask, consumer="notifications.send_welcome_email", **RETRY_POLICY)
-def send_welcome_email(event_id: str) -> None:
+@consumer(user_created, batch_size=10)
+def send_welcome_email(event: UserCreated) -> None:
     """Send the welcome e-mail for a UserCreated event."""
-    welcome_email_send(event=event_load(event_id=event_id, event_class=UserCreated))
+    welcome_email_send(event=event)
 
 
-@shared_task(base=ConsumerTask, consumer="notifications.notify_admins", **RETRY_POLICY)
-def notify_admins(event_id: str) -> None:
+@consumer(user_created, batch_size=10)
+def notify_admins(event: UserCreated) -> None:
     """Send the admins the notice of a UserCreated event."""
-    admin_notice_send(event=event_load(event_id=event_id, event_class=UserCreated))
+    admin_notice_send(event=event)

@@ -21,7 +21,7 @@ def purge_queues(app: Celery) -> None:
     """Empty every queue the project declares."""
     with app.connection_for_write() as connection:
         channel = connection.default_channel
-        for queue in app.conf.task_queues:
+        for queue in app.amqp.queues.values():
             queue.bind(channel).purge()
 
 

@@ -10,6 +10,8 @@ from django.test import Client
 
 from config.celery_app import app as celery_app
 from crm.backends import locmem
+from devtools.fakes import FakeCRM, running_crm
+from events.api import consumers
 from tests.broker import purge_queues
 from tests.factories import PASSWORD, UserFactory
 from users.events import UserCreated
@@ -57,3 +59,20 @@ def staff_client(staff_user: User) -> Client:
     client = Client()
     client.force_login(staff_user)
     return client
+
+
+@pytest.fixture
+def consumer_names() -> list[str]:
+    """Every declared consumer's name, from the registry: no test writes the set by hand."""
+    return [declared.name for declared in consumers()]
+
+
+@pytest.fixture
+def crm(settings) -> Iterator[FakeCRM]:
+    """A real HTTP CRM on localhost, with the HTTP backend pointed at it (read timeout 0.5 s)."""
+    with running_crm() as server:
+        settings.CRM_BACKEND = "crm.backends.http.CRMBackend"
+        settings.CRM_API_URL = server.url
+        settings.CRM_API_KEY = "secret-key"
+        settings.CRM_READ_TIMEOUT = 0.5
+        yield server

@@ -7,7 +7,7 @@ from typing import Any
 import factory
 from factory.django import DjangoModelFactory
 
-from events.services import event_store
+from events.api import publish
 from users.events import UserCreated, UserCreationSource
 from users.models import User
 from users.signals import user_created
@@ -28,7 +28,7 @@ class UserFactory(DjangoModelFactory[User]):
 
 
 class UserCreatedFactory(factory.Factory[UserCreated]):
-    """A UserCreated for a new user, stored with its pending deliveries as event_publish stores them."""
+    """A UserCreated for a new user, published: stored with its pending deliveries (rung only on commit)."""
 
     class Meta:
         model = UserCreated
@@ -40,5 +40,5 @@ class UserCreatedFactory(factory.Factory[UserCreated]):
     @classmethod
     def _create(cls, model_class: type[UserCreated], *args: Any, **kwargs: Any) -> UserCreated:
         event = model_class(*args, **kwargs)
-        event_store(signal=user_created, event=event)
+        publish(signal=user_created, event=event)
         return event

@@ -1,4 +1,4 @@
-"""The producer knows no consumer; consumers know the producer and not each other."""
+"""The producer knows no consumer; consumers know the producer and not each other; apps use events.api only."""
 
 from __future__ import annotations
 
@@ -7,56 +7,80 @@ from pathlib import Path
 
 import pytest
 
+from events.api import consumers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCER = "users"
-CONSUMERS = ("notifications", "audit", "analytics", "crm")
+# Every app that declares a consumer, from the registry: a new consumer app is covered by itself.
+CONSUMER_APPS = sorted({declared.handler.__module__.split(".")[0] for declared in consumers()})
+# What other apps may import of the events app (tests may also use events.testing).
+EVENTS_PUBLIC = {"events", "events.api"}
 
 
-def imported_top_level_packages(app: str) -> dict[str, set[str]]:
-    """Map each Python file of app to the top-level packages it imports."""
+def imported_modules(app: str) -> dict[str, set[str]]:
+    """Map each Python file of app to the modules it imports."""
     found: dict[str, set[str]] = {}
     for path in sorted((BASE_DIR / app).rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
-        packages: set[str] = set()
+        modules: set[str] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                packages.update(alias.name.split(".")[0] for alias in node.names)
+                modules.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                packages.add(node.module.split(".")[0])
-        found[str(path.relative_to(BASE_DIR))] = packages
+                modules.add(node.module)
+        found[str(path.relative_to(BASE_DIR))] = modules
     return found
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {module.split(".")[0] for module in modules}
+
+
+def test_the_consumer_apps_come_from_the_registry() -> None:
+    assert len(CONSUMER_APPS) >= 1
+    assert PRODUCER not in CONSUMER_APPS
 
 
 def test_the_producer_imports_no_consumer() -> None:
     offenders = {
-        path: sorted(packages & set(CONSUMERS))
-        for path, packages in imported_top_level_packages(PRODUCER).items()
-        if packages & set(CONSUMERS)
+        path: sorted(top_level(modules) & set(CONSUMER_APPS))
+        for path, modules in imported_modules(PRODUCER).items()
+        if top_level(modules) & set(CONSUMER_APPS)
     }
 
     assert offenders == {}
 
 
-@pytest.mark.parametrize("consumer", CONSUMERS)
-def test_a_consumer_imports_no_other_consumer(consumer: str) -> None:
-    others = set(CONSUMERS) - {consumer}
+@pytest.mark.parametrize("app", CONSUMER_APPS)
+def test_a_consumer_imports_no_other_consumer(app: str) -> None:
+    others = set(CONSUMER_APPS) - {app}
 
     offenders = {
-        path: sorted(packages & others)
-        for path, packages in imported_top_level_packages(consumer).items()
-        if packages & others
+        path: sorted(top_level(modules) & others)
+        for path, modules in imported_modules(app).items()
+        if top_level(modules) & others
     }
 
     assert offenders == {}
+
+
+@pytest.mark.parametrize("app", [PRODUCER, *CONSUMER_APPS])
+def test_apps_use_only_the_public_api_of_events(app: str) -> None:
+    offenders = {
+        path: sorted(module for module in modules if module.split(".")[0] == "events" and module not in EVENTS_PUBLIC)
+        for path, modules in imported_modules(app).items()
+    }
+
+    assert {path: found for path, found in offenders.items() if found} == {}
 
 
 def test_the_event_infrastructure_imports_no_app() -> None:
-    apps = {PRODUCER, *CONSUMERS}
+    apps = {PRODUCER, *CONSUMER_APPS}
 
     offenders = {
-        path: sorted(packages & apps)
-        for path, packages in imported_top_level_packages("events").items()
-        if packages & apps
+        path: sorted(top_level(modules) & apps)
+        for path, modules in imported_modules("events").items()
+        if top_level(modules) & apps
     }
 
     assert offenders == {}
@@ -64,7 +88,7 @@ def test_the_event_infrastructure_imports_no_app() -> None:
 
 def test_the_architecture_check_sees_imports() -> None:
     """Guard against a check that passes because it parses nothing."""
-    imports = imported_top_level_packages("crm")
+    imports = imported_modules("crm")
 
-    assert "users" in imports["crm/services.py"]
-    assert "events" in imports["crm/tasks.py"]
+    assert "users.models" in imports["crm/services.py"]
+    assert "events.api" in imports["crm/tasks.py"]

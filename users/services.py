@@ -6,7 +6,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from events.services import event_publish
+from events.api import publish
 from users.events import UserCreated, UserCreationSource
 from users.models import User
 from users.signals import user_created
@@ -57,7 +57,7 @@ def user_create(
                 actor_id=actor.pk if actor is not None else None,
                 occurred_at=user.date_joined,
             )
-            event_publish(signal=user_created, event=event)
+            publish(signal=user_created, event=event)
     except IntegrityError:
         # Another request took the address between the check above and the insert.
         if user_email_is_taken(email=user.email):

@@ -1,6 +1,6 @@
 """Signals of the users app: the only way other apps learn that something happened here."""
 
-from events.signals import EventSignal
+from events.api import EventSignal
 from users.events import UserCreated
 
 # Sent with event=UserCreated, only after the transaction that created the user commits.

@@ -140,19 +140,22 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ADMIN_EMAILS = env.list("ADMIN_EMAILS", default=[])
 ADMINS = ADMIN_EMAILS
 
-# EVENTS: durable deliveries, the sweep that re-enqueues what is owed, dead letters.
-# Seconds between sweeps (Celery beat runs events.tasks.sweep_deliveries).
-EVENTS_SWEEP_INTERVAL = env.float("EVENTS_SWEEP_INTERVAL", default=30.0)
-# Seconds a delivery may stay unconfirmed (not started, or its lease expired) before the sweep
-# enqueues it again.
-EVENTS_REDELIVERY_AFTER = env.float("EVENTS_REDELIVERY_AFTER", default=120.0)
-# Attempts (starts by a worker) before a delivery becomes a dead letter whatever happened.
-EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=12)
-# Hard time limit of every task; the lease of a running delivery outlives it by a margin, so
-# a lease only expires once its worker is surely gone.
+# EVENTS: delivery rows are the truth, Celery messages are doorbells (docs/reliability.md).
+# Seconds between sweeps (Celery beat runs events.tasks.sweep_deliveries): each pass rings every
+# consumer with due deliveries once.
+EVENTS_SWEEP_INTERVAL = env.float("EVENTS_SWEEP_INTERVAL", default=10.0)
+# A running delivery's lease, renewed every EVENTS_LEASE_RENEW_EVERY seconds while its worker
+# lives: a killed worker's deliveries are due again after at most EVENTS_LEASE seconds.
+EVENTS_LEASE = env.float("EVENTS_LEASE", default=12.0)
+EVENTS_LEASE_RENEW_EVERY = env.float("EVENTS_LEASE_RENEW_EVERY", default=4.0)
+# The default retry schedule: waits from EVENTS_RETRY_FIRST seconds, doubling, capped at
+# EVENTS_RETRY_CAP, for EVENTS_RETRY_MAX_ATTEMPTS attempts (about a day: an outage of an hour of
+# the mail server, the CRM or the database makes no dead letter).
+EVENTS_RETRY_FIRST = env.float("EVENTS_RETRY_FIRST", default=2.0)
+EVENTS_RETRY_CAP = env.float("EVENTS_RETRY_CAP", default=3600.0)
+EVENTS_RETRY_MAX_ATTEMPTS = env.int("EVENTS_RETRY_MAX_ATTEMPTS", default=36)
+# Hard time limit of every task; a drain starts no new delivery after half of it.
 EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=60)
-EVENTS_LEASE = EVENTS_TASK_TIME_LIMIT + 2
-EVENTS_SWEEP_BATCH = env.int("EVENTS_SWEEP_BATCH", default=1000)
 
 # CELERY (Redis broker)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -160,10 +163,10 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Redis redelivers a message not acknowledged within this time: it must outlast the longest
-    # task plus its longest retry countdown (a worker holds a countdown's message unacknowledged).
+    # task plus the longest doorbell countdown (a worker holds a countdown's message).
     "visibility_timeout": 3600,
     # A publish at signup waits at most this long for a down or frozen Redis; the delivery
-    # stays pending and the sweep enqueues it later.
+    # stays pending and the sweep rings its consumer later.
     "socket_connect_timeout": 0.5,
     "socket_timeout": 0.5,
     # kombu otherwise keeps reconnecting a producer for up to broker_connection_timeout (4 s).
@@ -182,34 +185,24 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = EVENTS_TASK_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = max(1, EVENTS_TASK_TIME_LIMIT * 3 // 4)
 # A publish at request time fails fast rather than holding the signup.
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# One queue per consumer, named after its receiver's dispatch_uid, so a slow or failing
-# consumer never holds up another; a plain `celery -A config worker` consumes all of them.
-CELERY_TASK_ROUTES = {
-    "notifications.tasks.send_welcome_email": {"queue": "notifications.send_welcome_email"},
-    "notifications.tasks.notify_admins": {"queue": "notifications.notify_admins"},
-    "audit.tasks.record_user_created": {"queue": "audit.record_user_created"},
-    "analytics.tasks.track_signup": {"queue": "analytics.track_signup"},
-    "crm.tasks.sync_crm_contact": {"queue": "crm.sync_contact"},
-}
+# Each consumer's drain runs on a queue named after the consumer (its declaration adds it), so a
+# slow consumer never holds up another; the sweep has its own queue, so busy consumers never starve it.
+EVENTS_SWEEP_QUEUE = "events.sweep"
+CELERY_TASK_ROUTES = ["events.registry.route_task", {"events.tasks.sweep_deliveries": {"queue": EVENTS_SWEEP_QUEUE}}]
 # Each queue bound by its own routing key: bound by a shared key, a message would land in all.
-CELERY_TASK_QUEUES = [
-    Queue(name, routing_key=name)
-    for name in [CELERY_TASK_DEFAULT_QUEUE, *(route["queue"] for route in CELERY_TASK_ROUTES.values())]
-]
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, EVENTS_SWEEP_QUEUE)]
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "events.sweep_deliveries": {
         "task": "events.tasks.sweep_deliveries",
         "schedule": EVENTS_SWEEP_INTERVAL,
-        # A sweep not started before the next one is due is useless: let it expire.
-        "options": {"expires": EVENTS_SWEEP_INTERVAL},
+        # A late sweep is still useful, but not a pile of them after a worker was down.
+        "options": {"expires": 3 * EVENTS_SWEEP_INTERVAL},
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

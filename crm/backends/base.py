@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from events.api import PermanentError, TransientError
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Contact:
@@ -30,7 +32,7 @@ class SyncResult:
 
 
 class CRMError(Exception):
-    """The CRM did not accept the contact."""
+    """The CRM did not accept the contact (the message carries the status, never the body or the address)."""
 
     def __init__(self, message: str, *, status: int | None = None, body: str = "") -> None:
         super().__init__(message)
@@ -38,18 +40,18 @@ class CRMError(Exception):
         self.body = body
 
 
-class CRMTransientError(CRMError):
-    """Worth retrying: 429, 5xx, a connection error or a timeout."""
+class CRMTransientError(CRMError, TransientError):
+    """Worth retrying: 408, 429, 5xx, a connection error or a timeout; never sooner than retry_after."""
 
     def __init__(
         self, message: str, *, status: int | None = None, body: str = "", retry_after: float | None = None
     ) -> None:
-        super().__init__(message, status=status, body=body)
+        CRMError.__init__(self, message, status=status, body=body)
         self.retry_after = retry_after
 
 
-class CRMPermanentError(CRMError):
-    """Not worth retrying: the CRM rejected the request (a 4xx other than 409 and 429)."""
+class CRMPermanentError(CRMError, PermanentError):
+    """Not worth retrying: the CRM rejected the request (a 4xx other than 408, 409 and 429)."""
 
 
 class BaseCRMBackend:

@@ -12,7 +12,8 @@ from crm.backends.base import BaseCRMBackend, Contact, CRMPermanentError, CRMTra
 
 SYNCED_STATUSES = frozenset({200, 201, 204})
 ALREADY_SYNCED_STATUS = 409
-TOO_MANY_REQUESTS = 429
+# Worth another try besides 5xx: the CRM timed out reading the request, or asks us to slow down.
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 RESPONSE_BODY_KEPT = 2000
 
 
@@ -65,7 +66,7 @@ class CRMBackend(BaseCRMBackend):
         if status == ALREADY_SYNCED_STATUS:
             return SyncResult(status_code=status, already_synced=True)
         body = response.text[:RESPONSE_BODY_KEPT]
-        if status == TOO_MANY_REQUESTS or status >= 500:
+        if status in RETRYABLE_CLIENT_STATUSES or status >= 500:
             raise CRMTransientError(
                 f"CRM answered HTTP {status}",
                 status=status,

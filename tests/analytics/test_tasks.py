@@ -9,9 +9,10 @@ from tests.factories import UserCreatedFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_track_signup_task_tracks_the_signup() -> None:
+def test_track_signup_tracks_each_owed_signup_once() -> None:
     event = UserCreatedFactory()
 
-    track_signup.apply(kwargs={"event_id": str(event.event_id)}).get()
+    track_signup.task.apply().get()
+    track_signup.task.apply().get()
 
     assert AnalyticsEvent.objects.get().event_id == event.event_id

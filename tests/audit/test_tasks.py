@@ -9,10 +9,10 @@ from tests.factories import UserCreatedFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_record_user_created_task_records_the_entry() -> None:
+def test_record_user_created_records_each_owed_entry_once() -> None:
     event = UserCreatedFactory()
 
-    record_user_created.apply(kwargs={"event_id": str(event.event_id)}).get()
-    record_user_created.apply(kwargs={"event_id": str(event.event_id)}).get()
+    record_user_created.task.apply().get()
+    record_user_created.task.apply().get()
 
     assert AuditEntry.objects.get().event_id == event.event_id

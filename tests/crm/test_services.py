@@ -20,8 +20,8 @@ def test_contact_is_synced_once_per_event() -> None:
     second = crm_contact_sync(event=event)
 
     assert first is not None and second is not None
-    assert second.status == ContactSync.Status.SYNCED
-    assert second.attempts == 1
+    assert first.pk == second.pk
+    assert (second.response_status, second.user_id) == (200, user.pk)
     assert second.synced_at is not None
     [sent] = locmem.outbox
     assert (sent.contact.user_id, sent.contact.email, sent.contact.name, sent.contact.signed_up_at) == (
@@ -33,16 +33,15 @@ def test_contact_is_synced_once_per_event() -> None:
     assert sent.idempotency_key == str(event.event_id)
 
 
-def test_transient_failure_stays_pending_with_the_error(crm: FakeCRM) -> None:
+def test_a_failed_sync_records_no_fact(crm: FakeCRM) -> None:
     crm.answer(CRMResponse(status=503, body="maintenance"))
-    event = UserCreatedFactory()
 
-    with pytest.raises(CRMTransientError):
-        crm_contact_sync(event=event)
+    with pytest.raises(CRMTransientError) as raised:
+        crm_contact_sync(event=UserCreatedFactory())
 
-    sync = ContactSync.objects.get()
-    assert (sync.status, sync.attempts, sync.response_status) == (ContactSync.Status.PENDING, 1, 503)
-    assert "HTTP 503" in sync.last_error and "maintenance" in sync.last_error
+    assert not ContactSync.objects.exists()  # the delivery keeps the attempt and the error
+    assert (raised.value.status, raised.value.body) == (503, "maintenance")
+    assert "maintenance" not in str(raised.value)
 
 
 def test_retry_after_a_transient_failure_uses_the_same_idempotency_key(crm: FakeCRM) -> None:
@@ -54,7 +53,7 @@ def test_retry_after_a_transient_failure_uses_the_same_idempotency_key(crm: Fake
     sync = crm_contact_sync(event=event)
 
     assert sync is not None
-    assert (sync.status, sync.attempts, sync.last_error) == (ContactSync.Status.SYNCED, 2, "")
+    assert sync.response_status == 200
     assert {request.headers["idempotency-key"] for request in crm.requests} == {str(event.event_id)}
 
 
@@ -64,18 +63,20 @@ def test_conflict_means_already_synced(crm: FakeCRM) -> None:
     sync = crm_contact_sync(event=UserCreatedFactory())
 
     assert sync is not None
-    assert (sync.status, sync.response_status) == (ContactSync.Status.SYNCED, 409)
+    assert sync.response_status == 409
 
 
-def test_permanent_failure_is_recorded_with_the_response(crm: FakeCRM) -> None:
-    crm.answer(CRMResponse(status=400, body='{"error": "name too long"}'))
+@pytest.mark.parametrize(
+    "status, error", [(400, CRMPermanentError), (408, CRMTransientError), (429, CRMTransientError)]
+)
+def test_only_408_and_429_of_the_4xx_are_worth_retrying(crm: FakeCRM, status: int, error: type[Exception]) -> None:
+    crm.answer(CRMResponse(status=status, body='{"error": "name too long"}'))
 
-    with pytest.raises(CRMPermanentError):
+    with pytest.raises(error) as raised:
         crm_contact_sync(event=UserCreatedFactory())
 
-    sync = ContactSync.objects.get()
-    assert (sync.status, sync.response_status) == (ContactSync.Status.FAILED, 400)
-    assert "name too long" in sync.last_error
+    assert raised.value.status == status
+    assert not ContactSync.objects.exists()
 
 
 def test_sync_of_a_deleted_user_is_skipped() -> None:

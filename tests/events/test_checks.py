@@ -7,28 +7,30 @@ from celery import current_app
 from django.conf import settings
 from django.core.management import call_command
 
+from events import registry
+from events.api import consumer, consumers, get_consumer
 from events.checks import check_delivery_guarantees, delivery_guarantee_errors
-from events.consumers import ConsumerTask
-from events.signals import event_signals
+from users.events import UserCreated
+from users.signals import user_created
 
 
 def project_inputs(**conf_changes: Any) -> dict[str, Any]:
     """The check's inputs as the project configures them, with conf_changes applied."""
-    tasks = [task for task in current_app.tasks.values() if isinstance(task, ConsumerTask)]
     conf = {
         key: current_app.conf[key]
         for key in (
-            "accept_content", "task_serializer", "worker_prefetch_multiplier", "task_time_limit",
-            "broker_transport_options", "task_publish_retry", "beat_schedule", "task_queues",
+            "accept_content", "task_serializer", "task_time_limit", "broker_transport_options",
+            "task_publish_retry", "beat_schedule",
         )
     } | conf_changes  # fmt: skip
+    declared = consumers()
     return {
         "conf": conf,
-        "consumer_tasks": tasks,
-        "consumers": [consumer for signal in event_signals.values() for consumer in signal.consumers],
-        "routes": {task.name: current_app.amqp.router.route({}, task.name)["queue"].name for task in tasks},
+        "declared": declared,
+        "routes": {c.task.name: c.queue for c in declared},
         "lease": settings.EVENTS_LEASE,
-        "redelivery_after": settings.EVENTS_REDELIVERY_AFTER,
+        "renew_every": settings.EVENTS_LEASE_RENEW_EVERY,
+        "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,
     }
 
 
@@ -42,34 +44,18 @@ def test_the_project_configuration_keeps_every_guarantee() -> None:
     call_command("check", "--fail-level", "ERROR")
 
 
+TIMEOUTS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+
+
 @pytest.mark.parametrize(
     "changes, expected",
     [
         ({"accept_content": ["json", "pickle"]}, "events.E001"),
         ({"task_serializer": "pickle"}, "events.E001"),
-        ({"worker_prefetch_multiplier": 4}, "events.E002"),
         ({"task_time_limit": None}, "events.E003"),
-        (
-            {
-                "broker_transport_options": {
-                    "visibility_timeout": 300,
-                    "socket_timeout": 0.5,
-                    "socket_connect_timeout": 0.5,
-                }
-            },
-            "events.E004",
-        ),
+        ({"broker_transport_options": {"visibility_timeout": 90, **TIMEOUTS}}, "events.E004"),
         ({"broker_transport_options": {"visibility_timeout": 3600, "socket_connect_timeout": 0.5}}, "events.E005"),
-        (
-            {
-                "broker_transport_options": {
-                    "visibility_timeout": 3600,
-                    "socket_timeout": 5,
-                    "socket_connect_timeout": 0.5,
-                }
-            },
-            "events.E005",
-        ),
+        ({"broker_transport_options": {"visibility_timeout": 3600, **TIMEOUTS, "socket_timeout": 5}}, "events.E005"),
         ({"task_publish_retry": True}, "events.E006"),
         ({"beat_schedule": {}}, "events.E008"),
     ],
@@ -78,25 +64,36 @@ def test_a_configuration_that_breaks_a_guarantee_fails_the_check(changes: dict[s
     assert expected in error_ids(**project_inputs(**changes))
 
 
-def test_a_lease_shorter_than_the_time_limit_fails_the_check() -> None:
+def test_a_lease_renewed_too_rarely_fails_the_check() -> None:
     inputs = project_inputs()
-    inputs["lease"] = inputs["conf"]["task_time_limit"]
+    inputs["lease"] = 2 * inputs["renew_every"]
 
     assert "events.E007" in error_ids(**inputs)
 
 
-def test_a_consumer_without_its_task_or_its_queue_fails_the_check() -> None:
+def test_a_recovery_slower_than_thirty_seconds_fails_the_check() -> None:
     inputs = project_inputs()
-    inputs["consumers"] = [*inputs["consumers"], "billing.charge_signup_fee"]
-    inputs["routes"] = {**inputs["routes"], "audit.tasks.record_user_created": "default"}
+    inputs["sweep_interval"] = 30
 
-    ids = [error.id for error in delivery_guarantee_errors(**inputs)]
-
-    assert ids.count("events.E009") == 1
-    assert ids.count("events.E011") == 1
+    assert "events.E012" in error_ids(**inputs)
 
 
-def test_a_consumer_task_that_acknowledges_early_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(current_app.tasks["audit.tasks.record_user_created"], "acks_late", False)
+def test_a_consumer_whose_receiver_is_never_connected_fails_the_check() -> None:
+    @consumer(user_created)
+    def forgotten(event: UserCreated) -> None:
+        """Never rung."""
 
-    assert "events.E010" in error_ids(**project_inputs())
+    try:
+        ids = [error.id for error in check_delivery_guarantees(None)]
+    finally:
+        registry.unregister(forgotten.name)
+
+    assert ids == ["events.E009"]
+
+
+def test_a_consumer_routed_to_another_queue_fails_the_check() -> None:
+    inputs = project_inputs()
+    audit = get_consumer("audit.record_user_created")
+    inputs["routes"] = {**inputs["routes"], audit.task.name: "default"}
+
+    assert [error.id for error in delivery_guarantee_errors(**inputs)] == ["events.E011"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from events.models import Delivery
-from tests.faults.conftest import Stack, assert_every_effect_done_once
+from tests.faults.conftest import CONSUMER_COUNT, Stack, assert_every_effect_done_once
 
 pytestmark = pytest.mark.faults
 
@@ -26,7 +26,7 @@ def test_signups_while_redis_is_down_are_done_once_it_is_back(stack: Stack, pass
     print(f"signup with Redis up {baseline * 1000:.0f} ms; down {[f'{s * 1000:.0f} ms' for _, s in results]}")
     assert [status for status, _ in results] == [302, 302, 302]
     assert all(seconds < SIGNUP_GUARD for _, seconds in results), results
-    assert Delivery.objects.filter(status=Delivery.Status.PENDING).count() == 4 * 5
+    assert Delivery.objects.filter(status=Delivery.Status.PENDING).count() == 4 * CONSUMER_COUNT
 
     # when: Redis comes back (empty), with a worker and the sweep
     stack.restart_redis_empty()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import smtplib
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -114,23 +115,30 @@ def test_unreachable_mail_server_raises_and_records_nothing(settings) -> None:
 class RefusingSMTP:
     """A real SMTP server (aiosmtpd) that answers RCPT TO with a fixed code."""
 
-    def __init__(self, code: int) -> None:
+    def __init__(self, code: int, *, refuse: str | None = None) -> None:
         from aiosmtpd.controller import Controller
 
         self.code = code
+        self.refuse = refuse  # refuse only this address (None: every one)
+        self.accepted: list[str] = []
         self.port = free_port()
         self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_RCPT(
-        self, server: object, session: object, envelope: object, address: str, options: object
-    ) -> str:
+    async def handle_RCPT(self, server: object, session: object, envelope: Any, address: str, options: object) -> str:
+        if self.refuse is not None and address != self.refuse:
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
         return f"{self.code} mailbox unavailable"
 
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.accepted.extend(envelope.rcpt_tos)
+        return "250 Message accepted for delivery"
 
-@pytest.mark.parametrize("code, error", [(550, "MailRejectedError"), (451, "SMTPException")])
+
+@pytest.mark.parametrize("code, error", [(550, "MailRejectedError"), (451, "MailDeferredError")])
 def test_refused_recipient_is_told_without_the_address(settings, code: int, error: str) -> None:
     # given: a real SMTP server that refuses the recipient
-    from notifications.services import MailRejectedError
+    from notifications.services import MailDeferredError, MailRejectedError
 
     server = RefusingSMTP(code)
     server.controller.start()
@@ -145,7 +153,7 @@ def test_refused_recipient_is_told_without_the_address(settings, code: int, erro
 
     # when
     try:
-        with pytest.raises((MailRejectedError, smtplib.SMTPException)) as raised:
+        with pytest.raises((MailRejectedError, MailDeferredError)) as raised:
             welcome_email_send(event=event)
     finally:
         server.controller.stop()
@@ -155,3 +163,51 @@ def test_refused_recipient_is_told_without_the_address(settings, code: int, erro
     assert "refused@example.com" not in str(raised.value)
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
     assert not Notification.objects.exists()
+
+
+def test_one_refused_admin_address_never_keeps_the_others_from_their_notice(settings) -> None:
+    # given: a real SMTP server that refuses only the first admin address, for good
+    from notifications.services import MailRejectedError
+
+    server = RefusingSMTP(550, refuse="gone@example.com")
+    server.controller.start()
+    settings.MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {"host": "127.0.0.1", "port": server.port, "timeout": 5},
+        }
+    }
+    settings.ADMIN_EMAILS = ["gone@example.com", "ops@example.com"]
+    user = UserFactory(email="ann@example.com")
+    event = UserCreatedFactory(user_id=user.pk)
+
+    # when
+    try:
+        with pytest.raises(MailRejectedError) as raised:
+            admin_notice_send(event=event)
+    finally:
+        server.controller.stop()
+
+    # then: the other admin has the notice, and the error names the refused admin, not the user
+    assert server.accepted == ["ops@example.com"]
+    assert list(Notification.objects.values_list("recipient", flat=True)) == ["ops@example.com"]
+    assert "gone@example.com" in str(raised.value)
+    assert "ann@example.com" not in str(raised.value)
+
+
+def test_every_copy_of_a_message_carries_the_same_message_id() -> None:
+    from notifications.services import message_id
+
+    event = UserCreatedFactory()
+
+    welcome_email_send(event=event)
+    Notification.objects.all().delete()  # as if the row was lost after the send
+    welcome_email_send(event=event)
+
+    ids = [message.extra_headers["Message-ID"] for message in mail.outbox]
+    assert len(ids) == 2 and ids[0] == ids[1]
+    assert mail.outbox[0].message()["Message-ID"] == ids[0]
+    user_email = mail.outbox[0].to[0]
+    assert user_email not in ids[0]
+    assert message_id(event_id=event.event_id, kind="welcome", recipient=user_email) == ids[0]
+    assert message_id(event_id=event.event_id, kind="admin_notice", recipient=user_email) != ids[0]

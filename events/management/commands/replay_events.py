@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from events.services import consumers_matching, deliveries_for_replay, delivery_replay, events_missing_deliveries
-from events.signals import event_signals
+from events.registry import consumers, consumers_matching
+from events.replay import deliveries_for_replay, delivery_replay, events_missing_deliveries
 
 
 def _since(value: str) -> datetime:
@@ -28,9 +28,10 @@ class Command(BaseCommand):
     """Replay deliveries; consumers apply each event once, so nothing is done twice."""
 
     help = (
-        "Run consumers again. A consumer is its receiver's dispatch_uid (crm.sync_contact); an app label "
+        "Run consumers again. A consumer is named <app>.<handler> (crm.sync_contact); an app label "
         "(crm) selects all of that app's consumers. Examples: --consumer crm.sync_contact --event <uuid>; "
-        "--consumer crm --failed; --since 2026-01-01 (backfill, e.g. a newly added consumer)."
+        "--consumer crm --failed; --since 2026-01-01 (backfill, e.g. a newly added consumer). A delivery "
+        "being run keeps its lease: the replay makes it due again and its worker finishes first."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -47,31 +48,28 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not (options["event"] or options["failed"] or options["since"]):
             raise CommandError("Say which deliveries: --event <uuid>, --failed or --since <date>.")
-        known = sorted({consumer for signal in event_signals.values() for consumer in signal.consumers})
         try:
-            consumers = consumers_matching(options["consumer"] or known)
+            selected = consumers_matching(options["consumer"]) if options["consumer"] else consumers()
         except ValueError as error:
             raise CommandError(str(error)) from error
 
         deliveries = list(
             deliveries_for_replay(
-                consumers=consumers, event_id=options["event"], failed=options["failed"], since=options["since"]
+                consumers=selected, event_id=options["event"], failed=options["failed"], since=options["since"]
             )
         )
         missing = (
             []
             if options["failed"]
-            else events_missing_deliveries(consumers=consumers, event_id=options["event"], since=options["since"])
+            else events_missing_deliveries(consumers=selected, event_id=options["event"], since=options["since"])
         )
         verb = "Would replay" if options["dry_run"] else "Replaying"
         for delivery in deliveries:
             self.stdout.write(f"{verb} {delivery.consumer} for event {delivery.event_id} (now {delivery.status})")
-        for event, consumer in missing:
-            self.stdout.write(f"{verb} {consumer} for event {event.pk} (no delivery yet: backfill)")
+        for event, declared in missing:
+            self.stdout.write(f"{verb} {declared.name} for event {event.pk} (no delivery yet: backfill)")
         if options["dry_run"]:
             self.stdout.write(f"Dry run: {len(deliveries) + len(missing)} deliveries would run; nothing changed.")
             return
-        enqueued = delivery_replay(deliveries=deliveries, missing=missing)
-        self.stdout.write(
-            self.style.SUCCESS(f"Replayed {len(deliveries) + len(missing)} deliveries ({enqueued} enqueued now).")
-        )
+        count = delivery_replay(deliveries=deliveries, missing=missing)
+        self.stdout.write(self.style.SUCCESS(f"Replayed {count} deliveries: due now, their consumers rung."))

@@ -1,0 +1,62 @@
+"""The lease keeper: while a drain runs, a thread of its process keeps extending its leases."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection
+
+from events import ledger
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseKeeper:
+    """Renews the leases of the drains running in this process, every EVENTS_LEASE_RENEW_EVERY seconds.
+
+    Leases are short (EVENTS_LEASE), so a killed worker's deliveries come back soon after it dies,
+    while a slow but live one keeps its lease for as long as it runs. The thread has its own
+    database connection; it is started lazily, once per process (so once per pool child).
+    """
+
+    def __init__(self) -> None:
+        self._owners: set[str] = set()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    @contextmanager
+    def held(self, owner: str) -> Iterator[None]:
+        """Keep owner's leases alive for the duration of the block."""
+        with self._lock:
+            self._owners.add(owner)
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="events-lease-keeper", daemon=True).start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._owners.discard(owner)
+
+    def _run(self) -> None:
+        while True:
+            threading.Event().wait(settings.EVENTS_LEASE_RENEW_EVERY)
+            with self._lock:
+                owners = sorted(self._owners)
+            if not owners:
+                continue
+            try:
+                close_old_connections()
+                ledger.renew(owners=owners)
+            except DatabaseError as error:
+                # The drain's own next write fails the same way; its leases lapse and are taken again.
+                logger.warning("Could not renew %s leases: %s", len(owners), type(error).__name__)
+                connection.close()
+
+
+keeper = LeaseKeeper()

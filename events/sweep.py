@@ -1,0 +1,51 @@
+"""The sweep: ring the doorbell of every consumer with due work, once a pass."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from events import ledger
+from events.models import SweepRun
+from events.publishing import doorbells
+from events.registry import consumers
+
+logger = logging.getLogger(__name__)
+
+
+def sweep(*, now: datetime | None = None) -> list[str]:
+    """Ring each consumer with due deliveries once; return their names (none if a sweep just ran).
+
+    A backlog of any size costs one doorbell per consumer per pass: each drain that fills its
+    batch rings the next. Two schedulers may run: only one sweep per half interval goes ahead.
+    """
+    now = now or timezone.now()
+    if not _take_turn(now):
+        return []
+    owed = [declared for declared in consumers() if ledger.due(consumer=declared.name, now=now).exists()]
+    with doorbells() as batch:
+        for declared in owed:
+            declared.ring()
+    if batch.failed is not None:
+        logger.warning("Sweep: broker unavailable (%s); next pass tries again", type(batch.failed).__name__)
+        return []
+    if owed:
+        logger.info("Sweep rang %s", ", ".join(declared.name for declared in owed))
+    return [declared.name for declared in owed]
+
+
+def _take_turn(now: datetime) -> bool:
+    """Record this sweep unless another started within half an interval (a second scheduler)."""
+    recent = now - timedelta(seconds=settings.EVENTS_SWEEP_INTERVAL / 2)
+    if SweepRun.objects.filter(pk=1, started_at__lt=recent).update(started_at=now):
+        return True
+    _row, created = SweepRun.objects.get_or_create(pk=1, defaults={"started_at": now})
+    return created
+
+
+def last_sweep() -> datetime | None:
+    """Return when the sweep last ran, if ever."""
+    return SweepRun.objects.filter(pk=1).values_list("started_at", flat=True).first()

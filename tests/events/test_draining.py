@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.test import override_settings
+from django.utils import timezone
+
+from analytics.models import AnalyticsEvent
+from audit.models import AuditEntry
+from config.celery_app import app
+from crm.backends.base import CRMPermanentError, CRMTransientError
+from crm.models import ContactSync
+from events import draining, ledger
+from events.api import get_consumer
+from events.models import Delivery, DeliveryAttempt
+from events.testing import run_due
+from tests.broker import drain_queue
+from tests.factories import UserCreatedFactory
+from users.services import user_create
+
+pytestmark = pytest.mark.django_db
+
+AUDIT = "audit.record_user_created"
+ANALYTICS = "analytics.track_signup"
+CRM = "crm.sync_contact"
+
+
+def delivery(consumer: str, event_id: object | None = None) -> Delivery:
+    rows = Delivery.objects.filter(consumer=consumer)
+    return rows.get(event_id=event_id) if event_id else rows.get()
+
+
+def test_a_drain_runs_the_due_deliveries_and_records_each_attempt() -> None:
+    event = UserCreatedFactory()
+
+    assert draining.drain(get_consumer(AUDIT)) == 1
+
+    done = delivery(AUDIT)
+    assert (done.status, done.attempts, done.retries, done.lease_owner, done.due_at) == (
+        Delivery.Status.DONE, 1, 1, "", None,
+    )  # fmt: skip
+    assert AuditEntry.objects.get().event_id == event.event_id
+    [attempt] = DeliveryAttempt.objects.filter(delivery=done)
+    assert (attempt.number, attempt.outcome) == (1, DeliveryAttempt.Outcome.DONE)
+    assert attempt.finished_at is not None
+
+
+def test_a_doorbell_rung_twice_does_the_effect_once() -> None:
+    UserCreatedFactory()
+
+    get_consumer(AUDIT).task.apply().get()
+    get_consumer(AUDIT).task.apply().get()
+
+    assert AuditEntry.objects.count() == 1
+    assert delivery(AUDIT).attempts == 1
+
+
+def test_a_delivery_leased_by_a_live_worker_is_left_to_it() -> None:
+    UserCreatedFactory()
+    Delivery.objects.filter(consumer=AUDIT).update(
+        lease_owner="other-host:4242:abc", lease_until=timezone.now() + timedelta(seconds=60)
+    )
+
+    assert draining.drain(get_consumer(AUDIT)) == 0
+
+    assert not AuditEntry.objects.exists()
+    assert delivery(AUDIT).lease_owner == "other-host:4242:abc"
+
+
+def test_a_dead_workers_lease_is_taken_over_and_its_attempt_marked_lost() -> None:
+    UserCreatedFactory()
+    held = ledger.claim(consumer=AUDIT, owner="dead:1:x", limit=1)
+    ledger.attempt_start(claim=held[0], owner="dead:1:x")
+    Delivery.objects.filter(consumer=AUDIT).update(lease_until=timezone.now() - timedelta(seconds=1))
+
+    assert draining.drain(get_consumer(AUDIT)) == 1
+
+    outcomes = list(DeliveryAttempt.objects.order_by("number").values_list("outcome", flat=True))
+    assert outcomes == [DeliveryAttempt.Outcome.LOST, DeliveryAttempt.Outcome.DONE]
+    assert delivery(AUDIT).attempts == 2
+
+
+def test_a_retry_is_written_on_the_row_before_its_doorbell_rings(monkeypatch: pytest.MonkeyPatch, settings) -> None:
+    # given: a first retry that is due at once (countdown 0), the case that used to race the lease
+    settings.EVENTS_RETRY_FIRST = 0
+    UserCreatedFactory()
+    seen_at_ring: list[tuple[str, object]] = []
+
+    def failing(*, event: object) -> None:
+        raise CRMTransientError("CRM answered HTTP 503", status=503)
+
+    def ring(*, countdown: float | None = None) -> None:
+        row = delivery(CRM)
+        seen_at_ring.append((row.lease_owner, row.due_at <= timezone.now()))
+
+    consumer = get_consumer(CRM)
+    monkeypatch.setattr("crm.tasks.crm_contact_sync", failing)
+    monkeypatch.setattr(consumer, "ring", ring)
+
+    # when
+    draining.drain(consumer)
+
+    # then: when the doorbell rang the lease was already given back and the row due
+    assert seen_at_ring == [("", True)]
+    row = delivery(CRM)
+    assert (row.status, row.retries) == (Delivery.Status.PENDING, 1)
+    assert "HTTP 503" in row.last_error
+
+
+def test_a_transient_failure_is_retried_on_the_row_until_it_succeeds(crm, settings) -> None:
+    from devtools.fakes import CRMResponse
+
+    settings.EVENTS_RETRY_FIRST = 0
+    crm.answer(CRMResponse(status=500), CRMResponse(status=503))
+    UserCreatedFactory()
+
+    run_due(CRM)
+
+    row = delivery(CRM)
+    assert (row.status, row.attempts) == (Delivery.Status.DONE, 3)
+    assert len(crm.requests) == 3
+    assert ContactSync.objects.get().response_status == 200
+    outcomes = list(DeliveryAttempt.objects.filter(delivery=row).values_list("outcome", flat=True))
+    assert outcomes == ["retry", "retry", "done"]
+
+
+def test_retry_after_is_honoured_on_the_row(crm) -> None:
+    from devtools.fakes import CRMResponse
+
+    crm.answer(CRMResponse(status=429, headers={"Retry-After": "120"}))
+    UserCreatedFactory()
+
+    run_due(CRM)
+
+    row = delivery(CRM)
+    assert row.status == Delivery.Status.PENDING
+    assert 110 < (row.due_at - timezone.now()).total_seconds() <= 120
+
+
+def test_a_permanent_error_is_a_dead_letter_at_once_with_its_reason(crm) -> None:
+    from devtools.fakes import CRMResponse
+
+    crm.answer(CRMResponse(status=400, body='{"error": "invalid"}'))
+    UserCreatedFactory()
+
+    run_due(CRM)
+
+    row = delivery(CRM)
+    assert (row.status, row.attempts, row.due_at) == (Delivery.Status.FAILED, 1, None)
+    assert "HTTP 400" in row.last_error
+    assert "invalid" not in row.last_error  # the CRM's body may echo the contact: never kept
+    assert CRMPermanentError.__name__ in row.last_error
+    assert len(crm.requests) == 1
+    assert not ContactSync.objects.exists()
+
+
+def test_a_bug_in_a_consumer_is_a_dead_letter_and_rolls_its_effect_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    UserCreatedFactory()
+
+    def broken(*, event: object) -> None:
+        AnalyticsEvent.objects.create(user_id=event.user_id, event_id=event.event_id, occurred_at=timezone.now())
+        raise KeyError("a bug in the consumer")
+
+    monkeypatch.setattr("analytics.tasks.analytics_signup_track", broken)
+
+    run_due(ANALYTICS)
+
+    row = delivery(ANALYTICS)
+    assert row.status == Delivery.Status.FAILED
+    assert "KeyError: 'a bug in the consumer'" in row.last_error
+    assert not AnalyticsEvent.objects.exists()
+
+
+def test_transient_failures_end_as_a_dead_letter_when_the_schedule_runs_out(crm, settings) -> None:
+    from devtools.fakes import CRMResponse
+
+    settings.EVENTS_RETRY_FIRST = 0
+    settings.EVENTS_RETRY_MAX_ATTEMPTS = 3
+    crm.default = CRMResponse(status=503)
+    UserCreatedFactory()
+
+    run_due(CRM)
+
+    row = delivery(CRM)
+    assert (row.status, row.attempts) == (Delivery.Status.FAILED, 3)
+    assert len(crm.requests) == 3
+
+
+def test_a_delivery_that_keeps_killing_its_worker_becomes_a_dead_letter(settings) -> None:
+    settings.EVENTS_RETRY_MAX_ATTEMPTS = 2
+    UserCreatedFactory()
+    Delivery.objects.filter(consumer=AUDIT).update(retries=2, attempts=2)
+
+    run_due(AUDIT)
+
+    row = delivery(AUDIT)
+    assert row.status == Delivery.Status.FAILED
+    assert "gave up" in row.last_error
+    assert not AuditEntry.objects.exists()
+
+
+def test_an_atomic_effect_is_rolled_back_when_its_lease_was_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    UserCreatedFactory()
+    real_complete = ledger.complete
+
+    def stolen(*, attempt: ledger.Attempt, owner: str) -> None:
+        Delivery.objects.filter(pk=attempt.claim.delivery_id).update(lease_owner="thief:1:x")
+        real_complete(attempt=attempt, owner=owner)
+
+    monkeypatch.setattr(ledger, "complete", stolen)
+
+    draining.drain(get_consumer(AUDIT))
+
+    assert not AuditEntry.objects.exists()
+    assert delivery(AUDIT).status == Delivery.Status.PENDING
+
+
+def test_a_database_error_in_the_claim_retries_the_doorbell(monkeypatch: pytest.MonkeyPatch) -> None:
+    UserCreatedFactory()
+    real_claim = ledger.claim
+    calls: list[str] = []
+
+    def down_once(**kwargs: object) -> list[ledger.Claim]:
+        calls.append("claim")
+        if len(calls) == 1:
+            raise OperationalError("the database is gone")
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(ledger, "claim", down_once)
+
+    get_consumer(AUDIT).task.apply()  # eager: Celery's retry runs the doorbell again at once
+
+    assert calls == ["claim", "claim"]
+    assert delivery(AUDIT).status == Delivery.Status.DONE
+
+
+def test_a_full_batch_rings_the_next_one(settings) -> None:
+    for _ in range(3):
+        UserCreatedFactory()
+    consumer = get_consumer(AUDIT)
+    settings_batch = consumer.batch_size
+    consumer.batch_size = 2
+    try:
+        assert draining.drain(consumer) == 2
+    finally:
+        consumer.batch_size = settings_batch
+
+    assert len(drain_queue(app, AUDIT)) == 1
+    assert Delivery.objects.filter(consumer=AUDIT, status=Delivery.Status.PENDING).count() == 1
+
+
+def test_a_drain_out_of_time_gives_the_rest_back(monkeypatch: pytest.MonkeyPatch, settings) -> None:
+    settings.EVENTS_TASK_TIME_LIMIT = 0
+    for _ in range(2):
+        UserCreatedFactory()
+
+    assert draining.drain(get_consumer(AUDIT)) == 0
+
+    assert set(Delivery.objects.filter(consumer=AUDIT).values_list("lease_owner", "attempts")) == {("", 0)}
+    assert len(drain_queue(app, AUDIT)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eager_mode_through_override_settings_runs_every_consumer_in_process(password: str) -> None:
+    with override_settings(CELERY_TASK_ALWAYS_EAGER=True):
+        user = user_create(email="eager@example.com", password=password)
+
+    assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.DONE}
+    assert AuditEntry.objects.get().target_user_id == user.pk

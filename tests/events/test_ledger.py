@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from events import ledger
+from events.models import Delivery
+from tests.factories import UserCreatedFactory
+
+pytestmark = pytest.mark.django_db
+
+AUDIT = "audit.record_user_created"
+
+
+def test_claims_lease_up_to_the_limit_oldest_first_and_never_twice() -> None:
+    events = [UserCreatedFactory() for _ in range(3)]
+    Delivery.objects.filter(consumer=AUDIT, event_id=events[2].event_id).update(
+        due_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    first = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=2)
+    second = ledger.claim(consumer=AUDIT, owner="b:1:y", limit=2)
+
+    assert [held.event_id for held in first] == [events[2].event_id, events[0].event_id]
+    assert [held.event_id for held in second] == [events[1].event_id]
+    assert ledger.claim(consumer=AUDIT, owner="c:1:z", limit=2) == []
+
+
+@pytest.mark.parametrize("status", [Delivery.Status.DONE, Delivery.Status.FAILED])
+def test_done_and_dead_deliveries_are_never_claimed(status: str) -> None:
+    UserCreatedFactory()
+    Delivery.objects.filter(consumer=AUDIT).update(status=status)
+
+    assert ledger.claim(consumer=AUDIT, owner="a:1:x", limit=10) == []
+
+
+def test_a_delivery_due_later_is_not_claimed_yet() -> None:
+    UserCreatedFactory()
+    Delivery.objects.filter(consumer=AUDIT).update(due_at=timezone.now() + timedelta(seconds=30))
+
+    assert ledger.claim(consumer=AUDIT, owner="a:1:x", limit=10) == []
+
+
+@pytest.mark.parametrize("outcome", ["complete", "retry_later", "fail"])
+def test_only_the_lease_holder_records_an_outcome(outcome: str) -> None:
+    UserCreatedFactory()
+    [held] = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
+    attempt = ledger.attempt_start(claim=held, owner="a:1:x")
+    Delivery.objects.filter(consumer=AUDIT).update(lease_owner="b:1:y")
+    record = {
+        "complete": lambda: ledger.complete(attempt=attempt, owner="a:1:x"),
+        "retry_later": lambda: ledger.retry_later(attempt=attempt, owner="a:1:x", delay=1, error="x"),
+        "fail": lambda: ledger.fail(attempt=attempt, owner="a:1:x", error="x"),
+    }[outcome]
+
+    with pytest.raises(ledger.LeaseLost):
+        record()
+
+    row = Delivery.objects.get(consumer=AUDIT)
+    assert (row.status, row.lease_owner) == (Delivery.Status.PENDING, "b:1:y")
+
+
+def test_renewing_extends_only_the_owners_leases() -> None:
+    UserCreatedFactory()
+    UserCreatedFactory()
+    ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
+    ledger.claim(consumer=AUDIT, owner="b:1:y", limit=1)
+    Delivery.objects.filter(consumer=AUDIT).update(lease_until=timezone.now())
+
+    assert ledger.renew(owners=["a:1:x"]) == 1
+
+    renewed = Delivery.objects.get(consumer=AUDIT, lease_owner="a:1:x")
+    assert renewed.lease_until > timezone.now() + timedelta(seconds=10)
+    assert Delivery.objects.get(consumer=AUDIT, lease_owner="b:1:y").lease_until <= timezone.now()
+
+
+def test_a_running_drain_keeps_its_leases_alive(settings) -> None:
+    import time
+
+    from events.leases import LeaseKeeper
+
+    settings.EVENTS_LEASE_RENEW_EVERY = 0.05
+    keeper = LeaseKeeper()
+    renewed: list[list[str]] = []
+    original = ledger.renew
+
+    def spy(*, owners: list[str]) -> int:
+        renewed.append(owners)
+        return 0
+
+    ledger.renew = spy
+    try:
+        with keeper.held("a:1:x"):
+            time.sleep(0.3)
+        count = len(renewed)
+        time.sleep(0.2)
+    finally:
+        ledger.renew = original
+
+    assert count >= 2
+    assert all(owners == ["a:1:x"] for owners in renewed)
+    assert len(renewed) == count  # nothing renewed once the drain is over
