@@ -13,7 +13,7 @@ from django.db import transaction
 from events import ledger
 from events.leases import keeper
 from events.registry import Consumer
-from events.retry import is_transient
+from events.retry import PermanentError, is_transient
 from events.signals import event_signals
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,11 @@ def drain(consumer: Consumer) -> int:
             except SoftTimeLimitExceeded:
                 ledger.release(claims=claimed[index + 1 :], owner=owner)
                 break
+            except Exception:
+                # The ledger itself failed (the database): give back what was not started, try later.
+                logger.exception("Drain of %s stopped at delivery %s", consumer.name, held.delivery_id)
+                ledger.release(claims=claimed[index + 1 :], owner=owner)
+                raise
             ran += 1
     if ran < len(claimed) or len(claimed) >= consumer.batch_size:
         consumer.ring()
@@ -57,13 +62,13 @@ def _run_one(consumer: Consumer, held: ledger.Claim, owner: str) -> None:
     except ledger.LeaseLost:
         logger.info("Delivery %s of %s was taken over before it started", held.delivery_id, consumer.name)
         return
-    if attempt.retries > consumer.retry.attempts:
-        # Started more often than the schedule allows without an outcome: its runs kill their worker.
-        ledger.fail(attempt=attempt, owner=owner, error=f"gave up: {attempt.retries - 1} attempts ended no way")
-        return
-    event = event_signals[held.event_name].event_class.from_dict(held.payload)
     token = current_claim.set(held)
     try:
+        if attempt.retries > consumer.retry.attempts:
+            # Started more often than the schedule allows without an outcome: its runs kill their worker.
+            raise PermanentError(f"gave up: {attempt.retries - 1} attempts ended without an outcome")
+        # Inside the try: an event this code cannot read (a bad payload) is a dead letter, not a crash.
+        event = event_signals[held.event_name].event_class.from_dict(held.payload)
         if consumer.atomic:
             # The effect and its completion commit together: exactly once, or not at all.
             with transaction.atomic():
@@ -85,6 +90,15 @@ def _run_one(consumer: Consumer, held: ledger.Claim, owner: str) -> None:
 
 def _failed(consumer: Consumer, attempt: ledger.Attempt, owner: str, error: BaseException) -> None:
     """Schedule the next attempt on the row, or make it a dead letter; the row first, then the doorbell."""
+    try:
+        _record_failure(consumer, attempt, owner, error)
+    except ledger.LeaseLost:
+        logger.warning(
+            "Delivery %s of %s: lease lost before its failure was recorded", attempt.claim.delivery_id, consumer.name
+        )
+
+
+def _record_failure(consumer: Consumer, attempt: ledger.Attempt, owner: str, error: BaseException) -> None:
     if not is_transient(error):
         logger.error("Delivery %s of %s failed for good: %r", attempt.claim.delivery_id, consumer.name, error)
         ledger.fail(attempt=attempt, owner=owner, error=error)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import close_old_connections, connection
 
 from events import ledger
 
@@ -28,15 +28,18 @@ class LeaseKeeper:
         self._owners: set[str] = set()
         self._lock = threading.Lock()
         self._pid: int | None = None
+        self._thread: threading.Thread | None = None
 
     @contextmanager
     def held(self, owner: str) -> Iterator[None]:
         """Keep owner's leases alive for the duration of the block."""
         with self._lock:
             self._owners.add(owner)
-            if self._pid != os.getpid():
+            # A forked pool child inherits no thread: start one in each process, and again if it died.
+            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
                 self._pid = os.getpid()
-                threading.Thread(target=self._run, name="events-lease-keeper", daemon=True).start()
+                self._thread = threading.Thread(target=self._run, name="events-lease-keeper", daemon=True)
+                self._thread.start()
         try:
             yield
         finally:
@@ -53,7 +56,7 @@ class LeaseKeeper:
             try:
                 close_old_connections()
                 ledger.renew(owners=owners)
-            except DatabaseError as error:
+            except Exception as error:  # noqa: BLE001  (the keeper must outlive any one failure)
                 # The drain's own next write fails the same way; its leases lapse and are taken again.
                 logger.warning("Could not renew %s leases: %s", len(owners), type(error).__name__)
                 connection.close()

@@ -29,8 +29,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     InterfaceError,
     smtplib.SMTPException,
-    ConnectionError,
-    TimeoutError,
+    # ConnectionError, TimeoutError, and what they are not: DNS failures (socket.gaierror), TLS errors.
+    OSError,
     SoftTimeLimitExceeded,
 )
 

@@ -62,10 +62,13 @@ def _send(message: EmailMultiAlternatives, *, whom: str) -> None:
         if all(code >= 500 for code in codes):
             raise MailRejectedError(f"mail server refused {whom} ({codes})") from None
         raise MailDeferredError(f"mail server deferred {whom} ({codes})") from None
-    except smtplib.SMTPResponseException as error:
+    except smtplib.SMTPDataError as error:
         if error.smtp_code >= 500:
             raise MailRejectedError(f"mail server rejected the message to {whom} ({error.smtp_code})") from None
         raise MailDeferredError(f"mail server deferred the message to {whom} ({error.smtp_code})") from None
+    except smtplib.SMTPResponseException as error:
+        # Our side (credentials, sender, greeting) or the server is wrong, not the recipient: fixable, so retried.
+        raise MailDeferredError(f"mail server refused to send to {whom} ({error.smtp_code})") from None
 
 
 def _send_and_record(

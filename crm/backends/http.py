@@ -60,6 +60,9 @@ class CRMBackend(BaseCRMBackend):
             raise CRMTransientError(f"CRM timed out: {type(error).__name__}") from error
         except requests.ConnectionError as error:
             raise CRMTransientError(f"CRM unreachable: {type(error).__name__}") from error
+        except requests.RequestException as error:
+            # A broken or undecodable answer: the same request may well succeed next time.
+            raise CRMTransientError(f"CRM answer unreadable: {type(error).__name__}") from error
         status = response.status_code
         if status in SYNCED_STATUSES:
             return SyncResult(status_code=status)
