@@ -14,6 +14,8 @@ from uuid import UUID
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import CombinedExpression
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from events.models import Delivery, DeliveryAttempt
@@ -51,12 +53,19 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def lease_until(now: datetime) -> datetime:
-    return now + timedelta(seconds=settings.EVENTS_LEASE)
+def _db_now() -> Now:
+    # Leases and due times are read and written on the database's clock: workers on hosts whose
+    # clocks differ by more than a lease would otherwise take over each other's live deliveries.
+    return Now()
 
 
-def due(*, consumer: str, now: datetime) -> QuerySet[Delivery]:
+def lease_until() -> CombinedExpression:
+    return _db_now() + timedelta(seconds=settings.EVENTS_LEASE)
+
+
+def due(*, consumer: str, now: datetime | Now | None = None) -> QuerySet[Delivery]:
     """Return consumer's deliveries that may run now: pending, due, and held by nobody alive."""
+    now = _db_now() if now is None else now
     return Delivery.objects.filter(consumer=consumer, status=Delivery.Status.PENDING, due_at__lte=now).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
@@ -68,14 +77,14 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
     with transaction.atomic():
         # SKIP LOCKED on PostgreSQL: two drains of one consumer take different rows without waiting.
         ids = list(
-            due(consumer=consumer, now=now)
+            due(consumer=consumer)
             .select_for_update(skip_locked=True)
             .order_by("due_at", "id")
             .values_list("id", flat=True)[:limit]
         )
         if not ids:
             return []
-        Delivery.objects.filter(id__in=ids).update(lease_owner=owner, lease_until=lease_until(now), updated_at=now)
+        Delivery.objects.filter(id__in=ids).update(lease_owner=owner, lease_until=lease_until(), updated_at=now)
         rows = list(
             Delivery.objects.filter(id__in=ids)
             .order_by("due_at", "id")
@@ -136,7 +145,7 @@ def retry_later(*, attempt: Attempt, owner: str, delay: float, error: BaseExcept
         owner,
         outcome=DeliveryAttempt.Outcome.RETRY,
         error=text,
-        due_at=timezone.now() + timedelta(seconds=delay),
+        due_at=_db_now() + timedelta(seconds=delay),
         last_error=text,
     )
 
@@ -164,9 +173,8 @@ def release(*, claims: list[Claim], owner: str) -> None:
 
 def renew(*, owners: list[str]) -> int:
     """Extend the leases owners hold; return how many were extended."""
-    now = timezone.now()
     return Delivery.objects.filter(lease_owner__in=owners, status=Delivery.Status.PENDING).update(
-        lease_until=lease_until(now)
+        lease_until=lease_until()
     )
 
 

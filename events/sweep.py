@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from events import ledger
@@ -16,16 +17,15 @@ from events.registry import consumers
 logger = logging.getLogger(__name__)
 
 
-def sweep(*, now: datetime | None = None) -> list[str]:
+def sweep() -> list[str]:
     """Ring each consumer with due deliveries once; return their names (none if a sweep just ran).
 
     A backlog of any size costs one doorbell per consumer per pass: each drain that fills its
     batch rings the next. Two schedulers may run: only one sweep per half interval goes ahead.
     """
-    now = now or timezone.now()
-    if not _take_turn(now):
+    if not _take_turn():
         return []
-    owed = [declared for declared in consumers() if ledger.due(consumer=declared.name, now=now).exists()]
+    owed = [declared for declared in consumers() if ledger.due(consumer=declared.name).exists()]
     with doorbells() as batch:
         for declared in owed:
             declared.ring()
@@ -37,12 +37,15 @@ def sweep(*, now: datetime | None = None) -> list[str]:
     return [declared.name for declared in owed]
 
 
-def _take_turn(now: datetime) -> bool:
-    """Record this sweep unless another started within half an interval (a second scheduler)."""
-    recent = now - timedelta(seconds=settings.EVENTS_SWEEP_INTERVAL / 2)
-    if SweepRun.objects.filter(pk=1, started_at__lt=recent).update(started_at=now):
+def _take_turn() -> bool:
+    """Record this sweep unless another started within half an interval (a second scheduler).
+
+    On the database's clock, like the leases: schedulers on two hosts agree on it.
+    """
+    recent = Now() - timedelta(seconds=settings.EVENTS_SWEEP_INTERVAL / 2)
+    if SweepRun.objects.filter(pk=1, started_at__lt=recent).update(started_at=Now()):
         return True
-    _row, created = SweepRun.objects.get_or_create(pk=1, defaults={"started_at": now})
+    _row, created = SweepRun.objects.get_or_create(pk=1, defaults={"started_at": timezone.now()})
     return created
 
 

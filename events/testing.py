@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.utils import timezone
-
 from events import ledger
 from events.draining import drain
 from events.publishing import DomainEvent, publish_listeners
@@ -29,7 +27,7 @@ def run_due(*consumer_names: str) -> int:
     selected: list[Consumer] = [get_consumer(name) for name in consumer_names] or consumers()
     ran = 0
     for declared in selected:
-        while ledger.due(consumer=declared.name, now=timezone.now()).exists():
+        while ledger.due(consumer=declared.name).exists():
             count = drain(declared)
             ran += count
             if count == 0:
