@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -250,42 +251,75 @@ def queue_length(name: str) -> Callable[[], int]:
     return count
 
 
-def throughput(bench: Bench) -> list[Figure]:
-    """Events fully processed per second by one worker (concurrency 2) vs the bare-Celery bound."""
-    repeats, events, noops = (2, 300, 2000) if bench.quick else (3, bench.sizes.get("throughput", 2000), 10000)
-    forget_pending()
-    bare_rates, event_rates = [], []
-    for _ in range(repeats):
-        purge_queues()
+def bare_rate(bench: Bench, *, noops: int, plain: bool) -> float:
+    """Return no-op tasks drained per second by one worker: Celery's defaults (plain) or the project's."""
+    purge_queues()
+    if plain:
+        os.environ["BENCH_PLAIN_BROKER_URL"] = bench.redis.url()
+        from bench.plain_celery import app as plain_app
+        from bench.plain_celery import noop
+
+        with plain_app.producer_or_acquire() as producer, producer.batch():
+            for _ in range(noops):
+                noop.apply_async(producer=producer)
+        worker = bench.worker(wait=False, app="bench.plain_celery", BENCH_PLAIN_BROKER_URL=bench.redis.url())
+        rate, _ = drain_rate(queue_length("celery"), timeout=300)
+    else:
         enqueue_noops(noops)
         worker = bench.worker(wait=False)
         rate, _ = drain_rate(queue_length("default"), timeout=300)
-        bare_rates.append(rate)
-        worker.stop()
+    worker.stop()
+    return rate
 
-        for _ in range(events):
-            our_signup(email=bench.email(), password=PASSWORD)
-        worker = bench.worker(wait=False)
-        delivery_rate, _ = drain_rate(pending, timeout=600)
-        event_rates.append(delivery_rate / len(CONSUMERS))
-        worker.stop()
-    bounds = [rate / len(CONSUMERS) for rate in bare_rates]
+
+def event_rate(bench: Bench, *, events: int, batch_size: int = 0) -> float:
+    """Return events fully processed per second (every consumer done) by one worker, concurrency 2."""
+    forget_pending()
+    purge_queues()
+    for _ in range(events):
+        our_signup(email=bench.email(), password=PASSWORD)
+    worker = bench.worker(wait=False, EVENTS_BATCH_SIZE=str(batch_size))
+    delivery_rate, _ = drain_rate(pending, timeout=900)
+    worker.stop()
+    return delivery_rate / len(CONSUMERS)
+
+
+def throughput(bench: Bench) -> list[Figure]:
+    """Events fully processed per second by one worker (concurrency 2) vs the bare-Celery bound."""
+    repeats, events, noops = (2, 300, 2000) if bench.quick else (3, bench.sizes.get("throughput", 2000), 10000)
+    plain_rates, project_rates, event_rates = [], [], []
+    for _ in range(repeats):
+        plain_rates.append(bare_rate(bench, noops=noops, plain=True))
+        project_rates.append(bare_rate(bench, noops=noops, plain=False))
+        event_rates.append(event_rate(bench, events=events))
+    by_batch = {size: event_rate(bench, events=events, batch_size=size) for size in (1, 10, 100)}
+    bounds = [rate / len(CONSUMERS) for rate in plain_rates]
     ratios = sorted(e / b for e, b in zip(event_rates, bounds, strict=True))
     bench.pipeline_events_per_second = statistics.median(event_rates)
     name = "3. throughput"
+    per_event = f"÷ {len(CONSUMERS)} tasks per event"
     return [
-        figure(name, "bare Celery: no-op tasks drained", "tasks/s", bare_rates, note=f"{noops} tasks per repeat"),
-        figure(name, f"bare-Celery bound (÷ {len(CONSUMERS)} tasks per event)", "events/s", bounds),
+        figure(
+            name, "bare Celery, Celery's default settings: no-op tasks", "tasks/s", plain_rates, note=f"{noops} tasks"
+        ),
+        figure(
+            name, "bare Celery, the project's settings: no-op tasks", "tasks/s", project_rates, note=f"{noops} tasks"
+        ),
+        figure(name, f"bound: default-settings rate {per_event}", "events/s", bounds),
         figure(
             name,
-            "events fully processed (all 5 consumers)",
+            f"events fully processed (all {len(CONSUMERS)} consumers), declared batch sizes",
             "events/s",
             event_rates,
             ratio=ratios[len(ratios) // 2],
-            baseline="bare-Celery bound",
-            target="≥ 0.6",
+            baseline="bound",
+            target="≥ 0.6 (stretch ≥ 1.0)",
             met=ratios[len(ratios) // 2] >= 0.6,
             note=f"{events} events per repeat; mail and CRM backends without network I/O",
+        ),
+        *(
+            figure(name, f"events fully processed, batch size {size}", "events/s", [rate], note="one run")
+            for size, rate in by_batch.items()
         ),
     ]
 
@@ -293,9 +327,8 @@ def throughput(bench: Bench) -> list[Figure]:
 # 4. Lag ----------------------------------------------------------------------------------------
 
 
-def lag(bench: Bench) -> list[Figure]:
-    """Commit-to-last-effect latency at a steady 50 signups/s."""
-    rate, seconds = (50, 10) if bench.quick else (50, bench.sizes.get("lag", 60))
+def steady_signups(bench: Bench, *, rate: int, seconds: int) -> tuple[list[float], float]:
+    """Sign up rate users a second for seconds with a worker running; return each commit-to-last-effect lag."""
     forget_pending()
     worker = bench.worker()
     first = timezone.now()
@@ -307,7 +340,7 @@ def lag(bench: Bench) -> list[Figure]:
                 time.sleep(delay)
             our_signup(email=bench.email(), password=PASSWORD)
         achieved = rate * seconds / (time.monotonic() - started)
-        wait_until_all_done(timeout=300)
+        wait_until_all_done(timeout=600)
     finally:
         worker.stop()
     lags = [
@@ -316,8 +349,23 @@ def lag(bench: Bench) -> list[Figure]:
         .annotate(last=Max("deliveries__completed_at"))
         .values("occurred_at", "last")
     ]
+    return lags, achieved
+
+
+def lag(bench: Bench) -> list[Figure]:
+    """Commit-to-last-effect latency at a steady 50 signups/s, and the highest rate that keeps p99 < 1 s."""
+    seconds = 10 if bench.quick else bench.sizes.get("lag", 60)
+    lags, achieved = steady_signups(bench, rate=50, seconds=seconds)
     name = "4. lag"
     p99 = percentile(lags, 0.99)
+    best, best_note = 50.0 if p99 < 1000 else 0.0, ""
+    for rate in (100, 200, 400):
+        trial, trial_achieved = steady_signups(bench, rate=rate, seconds=5 if bench.quick else 15)
+        trial_p99 = percentile(trial, 0.99)
+        best_note += f"{rate}/s asked, {trial_achieved:.0f}/s achieved: p99 {trial_p99:.0f} ms; "
+        if trial_p99 >= 1000:
+            break
+        best = trial_achieved
     return [
         figure(
             name,
@@ -334,6 +382,13 @@ def lag(bench: Bench) -> list[Figure]:
             target="< 1000",
             met=p99 < 1000,
             note=f"max {max(lags):.0f} ms; one {seconds} s run: p50/p99 are over signups",
+        ),
+        figure(
+            name,
+            "highest steady signup rate with p99 < 1 s",
+            "signups/s",
+            [best],
+            note=best_note.strip("; ") + " (the signups come from one bench process)",
         ),
     ]
 

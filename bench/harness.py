@@ -93,10 +93,10 @@ class Bench:
             **overrides,
         }
 
-    def worker(self, *, concurrency: int = 2, wait: bool = True, **env: str) -> ManagedProcess:
-        """Start `celery -A config worker`, by default waiting until it answers a ping."""
+    def worker(self, *, concurrency: int = 2, wait: bool = True, app: str = "config", **env: str) -> ManagedProcess:
+        """Start `celery -A config worker` (or another app), by default waiting until it answers a ping."""
         log = self.work_dir / f"worker-{time.monotonic_ns()}.log"
-        process = celery_worker(env=self.env(**env), log_path=log, concurrency=concurrency, loglevel="WARNING")
+        process = celery_worker(env=self.env(**env), log_path=log, concurrency=concurrency, loglevel="WARNING", app=app)
         process.start()
         if wait:
             # At WARNING the worker prints nothing when ready: use Celery's own ping.

@@ -32,6 +32,7 @@ class CRMRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    client_port: int = 0
     received_at: float = field(default_factory=time.monotonic)
 
 
@@ -75,6 +76,9 @@ class FakeCRM:
         crm = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as real CRMs do: a client may send many requests over one connection.
+            protocol_version = "HTTP/1.1"
+
             def do_PUT(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
@@ -83,6 +87,7 @@ class FakeCRM:
                     path=self.path,
                     headers={key.lower(): value for key, value in self.headers.items()},
                     body=json.loads(raw) if raw else {},
+                    client_port=self.client_address[1],
                 )
                 response = crm._next_response(request)
                 if response.delay:
@@ -138,8 +143,16 @@ class SMTPSink:
         self.defer = False
         self.messages: list[Message] = []
         self.data_started = 0
+        self.greetings = 0  # one per SMTP session (EHLO)
         self.port = free_port()
         self._controller: Controller | None = None
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.greetings += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if address in self.refuse:

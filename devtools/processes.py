@@ -92,12 +92,12 @@ class ManagedProcess:
 
 
 def celery_worker(
-    *, env: dict[str, str], log_path: Path, concurrency: int = 2, loglevel: str | None = None
+    *, env: dict[str, str], log_path: Path, concurrency: int = 2, loglevel: str | None = None, app: str = "config"
 ) -> ManagedProcess:
     """`celery -A config worker`: it consumes every queue the project declares."""
     return ManagedProcess(
         [
-            sys.executable, "-m", "celery", "-A", "config", "worker",
+            sys.executable, "-m", "celery", "-A", app, "worker",
             "--loglevel", loglevel or os.environ.get("TEST_WORKER_LOGLEVEL", "INFO"),
             "--concurrency", str(concurrency),
             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from contextvars import ContextVar
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -12,6 +14,7 @@ from django.db import transaction
 
 from events import ledger
 from events.leases import keeper
+from events.publishing import doorbell_answered
 from events.registry import Consumer
 from events.retry import PermanentError, is_transient
 from events.signals import event_signals
@@ -22,70 +25,106 @@ logger = logging.getLogger(__name__)
 # the sweep (a countdown message sits in a worker's memory until it is due).
 DOORBELL_MAX_COUNTDOWN = 60.0
 
-# The delivery the handler running now serves: logs and effects may name it.
-current_claim: ContextVar[ledger.Claim | None] = ContextVar("events_current_claim", default=None)
+# The attempt the handler running now serves: logs and effects may name it.
+current_attempt: ContextVar[ledger.Attempt | None] = ContextVar("events_current_attempt", default=None)
 
 
 def drain(consumer: Consumer) -> int:
     """Run a batch of consumer's due deliveries; ring again when there may be more. Return how many ran."""
     owner = ledger.new_owner()
-    claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=consumer.batch_size)
+    # Before the claim: a delivery committed after it rings a new doorbell, one before it is claimed here.
+    doorbell_answered(consumer.name)
+    limit = settings.EVENTS_BATCH_SIZE or consumer.batch_size
+    claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
     if not claimed:
         return 0
-    # Stop starting new items well before the soft time limit; the rest go back to the ledger.
-    deadline = time.monotonic() + settings.EVENTS_TASK_TIME_LIMIT / 2
-    ran = 0
     with keeper.held(owner):
-        for index, held in enumerate(claimed):
-            if time.monotonic() > deadline:
-                ledger.release(claims=claimed[index:], owner=owner)
-                break
-            try:
-                _run_one(consumer, held, owner)
-            except SoftTimeLimitExceeded:
-                ledger.release(claims=claimed[index + 1 :], owner=owner)
-                break
-            except Exception:
-                # The ledger itself failed (the database): give back what was not started, try later.
-                logger.exception("Drain of %s stopped at delivery %s", consumer.name, held.delivery_id)
-                ledger.release(claims=claimed[index + 1 :], owner=owner)
-                raise
-            ran += 1
-    if ran < len(claimed) or len(claimed) >= consumer.batch_size:
-        consumer.ring()
+        if consumer.atomic:
+            ran = _drain_atomic(consumer, claimed, owner)
+        else:
+            ran = _drain_one_by_one(consumer, claimed, owner)
+    if ran < len(claimed) or len(claimed) >= limit:
+        consumer.ring(force=True)
     return ran
 
 
-def _run_one(consumer: Consumer, held: ledger.Claim, owner: str) -> None:
+def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Attempt], owner: str) -> int:
+    """Run effects outside this database one at a time, each outcome committed right after its effect."""
+    # Stop starting new items well before the soft time limit; the rest go back to the ledger.
+    deadline = time.monotonic() + settings.EVENTS_TASK_TIME_LIMIT / 2
+    ran = 0
+    with consumer.session() if consumer.session else nullcontext():
+        for index, attempt in enumerate(claimed):
+            if time.monotonic() > deadline:
+                ledger.release(attempts=claimed[index:], owner=owner)
+                break
+            try:
+                _run(consumer, attempt, owner)
+            except SoftTimeLimitExceeded:
+                ledger.release(attempts=claimed[index + 1 :], owner=owner)
+                break
+            except Exception:
+                # The ledger itself failed (the database): give back what was not started, try later.
+                logger.exception("Drain of %s stopped at delivery %s", consumer.name, attempt.delivery_id)
+                ledger.release(attempts=claimed[index + 1 :], owner=owner)
+                raise
+            ran += 1
+    return ran
+
+
+def _run(consumer: Consumer, attempt: ledger.Attempt, owner: str) -> None:
+    token = current_attempt.set(attempt)
     try:
-        attempt = ledger.attempt_start(claim=held, owner=owner)
+        consumer.handler(_event(consumer, attempt))
+        ledger.complete(attempts=[attempt], owner=owner)
     except ledger.LeaseLost:
-        logger.info("Delivery %s of %s was taken over before it started", held.delivery_id, consumer.name)
-        return
-    token = current_claim.set(held)
-    try:
-        if attempt.retries > consumer.retry.attempts:
-            # Started more often than the schedule allows without an outcome: its runs kill their worker.
-            raise PermanentError(f"gave up: {attempt.retries - 1} attempts ended without an outcome")
-        # Inside the try: an event this code cannot read (a bad payload) is a dead letter, not a crash.
-        event = event_signals[held.event_name].event_class.from_dict(held.payload)
-        if consumer.atomic:
-            # The effect and its completion commit together: exactly once, or not at all.
-            with transaction.atomic():
-                consumer.handler(event)
-                ledger.complete(attempt=attempt, owner=owner)
-        else:
-            consumer.handler(event)
-            ledger.complete(attempt=attempt, owner=owner)
-    except ledger.LeaseLost:
-        logger.warning("Delivery %s of %s: lease lost before completion", held.delivery_id, consumer.name)
+        logger.warning("Delivery %s of %s: lease lost before completion", attempt.delivery_id, consumer.name)
     except SoftTimeLimitExceeded as error:
         _failed(consumer, attempt, owner, error)
         raise
     except Exception as error:
         _failed(consumer, attempt, owner, error)
     finally:
-        current_claim.reset(token)
+        current_attempt.reset(token)
+
+
+def _drain_atomic(consumer: Consumer, claimed: list[ledger.Attempt], owner: str) -> int:
+    """Run effects inside this database in one transaction: each in a savepoint, all completed together.
+
+    Exactly once: the effects and the completions commit together or not at all. A failing item
+    rolls back its own savepoint only; its retry or dead letter is recorded in the same commit.
+    """
+    with transaction.atomic():
+        done: list[ledger.Attempt] = []
+        failed: list[tuple[ledger.Attempt, Exception]] = []
+        for attempt in claimed:
+            token = current_attempt.set(attempt)
+            try:
+                with transaction.atomic():
+                    consumer.handler(_event(consumer, attempt))
+                done.append(attempt)
+            except Exception as error:
+                failed.append((attempt, error))
+            finally:
+                current_attempt.reset(token)
+        try:
+            ledger.complete(attempts=done, owner=owner)
+        except ledger.LeaseLost:
+            # Another drain holds one of them now (this one's renewals failed): it redoes them all.
+            logger.warning("Drain of %s lost a lease before committing: its batch is rolled back", consumer.name)
+            transaction.set_rollback(True)
+            return 0
+        for attempt, error in failed:
+            _failed(consumer, attempt, owner, error)
+    return len(claimed)
+
+
+def _event(consumer: Consumer, attempt: ledger.Attempt) -> Any:
+    if attempt.retries > consumer.retry.attempts:
+        # Started more often than the schedule allows without an outcome: its runs kill their worker.
+        raise PermanentError(f"gave up: {attempt.retries - 1} attempts ended without an outcome")
+    # Read in the handler's try: an event this code cannot read (a bad payload) is a dead letter.
+    return event_signals[attempt.event_name].event_class.from_dict(attempt.payload)
 
 
 def _failed(consumer: Consumer, attempt: ledger.Attempt, owner: str, error: BaseException) -> None:
@@ -94,25 +133,23 @@ def _failed(consumer: Consumer, attempt: ledger.Attempt, owner: str, error: Base
         _record_failure(consumer, attempt, owner, error)
     except ledger.LeaseLost:
         logger.warning(
-            "Delivery %s of %s: lease lost before its failure was recorded", attempt.claim.delivery_id, consumer.name
+            "Delivery %s of %s: lease lost before its failure was recorded", attempt.delivery_id, consumer.name
         )
 
 
 def _record_failure(consumer: Consumer, attempt: ledger.Attempt, owner: str, error: BaseException) -> None:
     if not is_transient(error):
-        logger.error("Delivery %s of %s failed for good: %r", attempt.claim.delivery_id, consumer.name, error)
+        logger.error("Delivery %s of %s failed for good: %s", attempt.delivery_id, consumer.name, type(error).__name__)
         ledger.fail(attempt=attempt, owner=owner, error=error)
         return
     if attempt.retries >= consumer.retry.attempts:
-        logger.error(
-            "Delivery %s of %s gave up after %s attempts", attempt.claim.delivery_id, consumer.name, attempt.retries
-        )
+        logger.error("Delivery %s of %s gave up after %s attempts", attempt.delivery_id, consumer.name, attempt.retries)
         ledger.fail(attempt=attempt, owner=owner, error=error)
         return
     delay = consumer.retry.delay(attempt=attempt.retries, retry_after=getattr(error, "retry_after", None))
     logger.warning(
         "Delivery %s of %s: attempt %s failed (%s), next in %.1f s",
-        attempt.claim.delivery_id,
+        attempt.delivery_id,
         consumer.name,
         attempt.number,
         type(error).__name__,
@@ -120,4 +157,5 @@ def _record_failure(consumer: Consumer, attempt: ledger.Attempt, owner: str, err
     )
     ledger.retry_later(attempt=attempt, owner=owner, delay=delay, error=error)
     if delay <= DOORBELL_MAX_COUNTDOWN:
-        consumer.ring(countdown=delay)
+        # Inside a batch transaction the ring waits for the commit, as the row it announces does.
+        transaction.on_commit(lambda: consumer.ring(countdown=delay))

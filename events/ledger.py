@@ -24,21 +24,14 @@ ERROR_KEPT = 4000
 
 
 @dataclass(frozen=True, kw_only=True)
-class Claim:
-    """A delivery leased to this worker, with its event's name and payload."""
+class Attempt:
+    """An attempt at a delivery leased to this drain: the event it carries and the attempt's row."""
 
     delivery_id: int
     event_id: UUID
     consumer: str
     event_name: str
     payload: dict[str, Any]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Attempt:
-    """An attempt this worker started: its row, its number and the schedule's count."""
-
-    claim: Claim
     attempt_id: int
     number: int
     retries: int
@@ -71,9 +64,14 @@ def due(*, consumer: str, now: datetime | Now | None = None) -> QuerySet[Deliver
     )
 
 
-def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
-    """Lease up to limit due deliveries of consumer to owner, oldest due first."""
+def claim(*, consumer: str, owner: str, limit: int) -> list[Attempt]:
+    """Lease up to limit due deliveries of consumer to owner, oldest due first, and record an attempt at each.
+
+    One transaction for the batch: the attempts are counted and their rows written before any
+    effect starts, so a worker that dies mid-effect leaves its attempt behind (marked lost later).
+    """
     now = timezone.now()
+    worker = owner.rsplit(":", 1)[0]
     with transaction.atomic():
         # SKIP LOCKED on PostgreSQL: two drains of one consumer take different rows without waiting.
         ids = list(
@@ -84,49 +82,63 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
         )
         if not ids:
             return []
-        Delivery.objects.filter(id__in=ids).update(lease_owner=owner, lease_until=lease_until(), updated_at=now)
-        rows = list(
-            Delivery.objects.filter(id__in=ids)
-            .order_by("due_at", "id")
-            .values_list("id", "event_id", "event__name", "event__payload")
-        )
         # An attempt still "running" belonged to a worker that died: its lease expired.
         DeliveryAttempt.objects.filter(delivery_id__in=ids, outcome=DeliveryAttempt.Outcome.RUNNING).update(
             outcome=DeliveryAttempt.Outcome.LOST, finished_at=now, error="its worker stopped before it finished"
         )
+        Delivery.objects.filter(id__in=ids).update(
+            lease_owner=owner,
+            lease_until=lease_until(),
+            attempts=F("attempts") + 1,
+            retries=F("retries") + 1,
+            updated_at=now,
+        )
+        rows = list(
+            Delivery.objects.filter(id__in=ids)
+            .order_by("due_at", "id")
+            .values_list("id", "event_id", "event__name", "event__payload", "attempts", "retries")
+        )
+        started = DeliveryAttempt.objects.bulk_create(
+            [
+                DeliveryAttempt(delivery_id=pk, number=attempts, worker=worker, started_at=now)
+                for pk, _event, _name, _payload, attempts, _retries in rows
+            ]
+        )
     return [
-        Claim(delivery_id=pk, event_id=event_id, consumer=consumer, event_name=name, payload=payload)
-        for pk, event_id, name, payload in rows
+        Attempt(
+            delivery_id=pk,
+            event_id=event_id,
+            consumer=consumer,
+            event_name=name,
+            payload=payload,
+            attempt_id=row.pk,
+            number=attempts,
+            retries=retries,
+        )
+        for (pk, event_id, name, payload, attempts, retries), row in zip(rows, started, strict=True)
     ]
 
 
-def attempt_start(*, claim: Claim, owner: str) -> Attempt:
-    """Count and record an attempt before its effect starts; LeaseLost if owner no longer holds it."""
+def _finish(attempts: list[Attempt], owner: str, *, outcome: str, error: str, **change: Any) -> None:
     now = timezone.now()
     with transaction.atomic():
-        held = Delivery.objects.filter(pk=claim.delivery_id, lease_owner=owner, status=Delivery.Status.PENDING)
-        if not held.update(attempts=F("attempts") + 1, retries=F("retries") + 1, updated_at=now):
-            raise LeaseLost(claim.delivery_id)
-        attempts, retries = Delivery.objects.values_list("attempts", "retries").get(pk=claim.delivery_id)
-        attempt = DeliveryAttempt.objects.create(
-            delivery_id=claim.delivery_id, number=attempts, worker=owner.rsplit(":", 1)[0], started_at=now
+        held = Delivery.objects.filter(
+            pk__in=[attempt.delivery_id for attempt in attempts], lease_owner=owner, status=Delivery.Status.PENDING
         )
-    return Attempt(claim=claim, attempt_id=attempt.pk, number=attempts, retries=retries)
+        if held.update(lease_owner="", lease_until=None, updated_at=now, **change) != len(attempts):
+            # Rolls back the whole block: nothing is recorded for a delivery this drain no longer holds.
+            raise LeaseLost([attempt.delivery_id for attempt in attempts])
+        DeliveryAttempt.objects.filter(pk__in=[attempt.attempt_id for attempt in attempts]).update(
+            outcome=outcome, finished_at=now, error=error
+        )
 
 
-def _finish(attempt: Attempt, owner: str, *, outcome: DeliveryAttempt.Outcome, error: str, **change: Any) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        held = Delivery.objects.filter(pk=attempt.claim.delivery_id, lease_owner=owner, status=Delivery.Status.PENDING)
-        if not held.update(lease_owner="", lease_until=None, updated_at=now, **change):
-            raise LeaseLost(attempt.claim.delivery_id)
-        DeliveryAttempt.objects.filter(pk=attempt.attempt_id).update(outcome=outcome, finished_at=now, error=error)
-
-
-def complete(*, attempt: Attempt, owner: str) -> None:
-    """Mark a held delivery done (no error, no due time: the history keeps them)."""
+def complete(*, attempts: list[Attempt], owner: str) -> None:
+    """Mark held deliveries done (no error, no due time: the history keeps them); LeaseLost if any is not held."""
+    if not attempts:
+        return
     _finish(
-        attempt,
+        attempts,
         owner,
         outcome=DeliveryAttempt.Outcome.DONE,
         error="",
@@ -141,7 +153,7 @@ def retry_later(*, attempt: Attempt, owner: str, delay: float, error: BaseExcept
     """Give a held delivery back, due again in delay seconds, before any doorbell for it is rung."""
     text = describe(error)
     _finish(
-        attempt,
+        [attempt],
         owner,
         outcome=DeliveryAttempt.Outcome.RETRY,
         error=text,
@@ -154,7 +166,7 @@ def fail(*, attempt: Attempt, owner: str, error: BaseException | str) -> None:
     """Make a held delivery a dead letter, with the error that ended it."""
     text = describe(error)
     _finish(
-        attempt,
+        [attempt],
         owner,
         outcome=DeliveryAttempt.Outcome.FAILED,
         error=text,
@@ -164,11 +176,21 @@ def fail(*, attempt: Attempt, owner: str, error: BaseException | str) -> None:
     )
 
 
-def release(*, claims: list[Claim], owner: str) -> None:
-    """Give back held deliveries that were not started (the drain ran out of time)."""
-    Delivery.objects.filter(
-        pk__in=[held.delivery_id for held in claims], lease_owner=owner, status=Delivery.Status.PENDING
-    ).update(lease_owner="", lease_until=None, updated_at=timezone.now())
+def release(*, attempts: list[Attempt], owner: str) -> None:
+    """Give back held deliveries whose attempt never started (the drain ran out of time): as if never claimed."""
+    if not attempts:
+        return
+    with transaction.atomic():
+        Delivery.objects.filter(
+            pk__in=[attempt.delivery_id for attempt in attempts], lease_owner=owner, status=Delivery.Status.PENDING
+        ).update(
+            lease_owner="",
+            lease_until=None,
+            attempts=F("attempts") - 1,
+            retries=F("retries") - 1,
+            updated_at=timezone.now(),
+        )
+        DeliveryAttempt.objects.filter(pk__in=[attempt.attempt_id for attempt in attempts]).delete()
 
 
 def renew(*, owners: list[str]) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar, Protocol, Self
@@ -14,6 +14,7 @@ from uuid import UUID
 
 import redis
 from celery import Task, current_app
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from kombu import Producer
@@ -116,21 +117,35 @@ def _dispatch(signal: EventSignal, event: DomainEvent) -> None:
 
 @dataclass
 class Doorbells:
-    """The producer a block's rings share, and whether the broker failed them."""
+    """The rings of a block, sent together on exit, and whether the broker failed them."""
 
     producer: Producer | None = None
     failed: BaseException | None = None
+    # Immediate rings by consumer name (the task, and whether to ring even if one is queued).
+    pending: dict[str, tuple[Task, bool]] = field(default_factory=dict)
 
 
 _current: ContextVar[Doorbells | None] = ContextVar("events_doorbells", default=None)
 
+# A consumer's doorbell flag: set while a doorbell of it is queued and its drain has not started.
+# Rings while it is set add nothing (the queued drain will see the new rows); it expires on its own
+# so a lost doorbell holds back later rings for at most this long (the sweep rings regardless).
+DOORBELL_FLAG = "events:doorbell:{}"
+
+
+def _flags() -> redis.Redis:
+    # The broker's Redis, with the publisher's timeouts: a frozen Redis must not hold a signup.
+    return redis.Redis.from_url(
+        settings.CELERY_BROKER_URL, socket_connect_timeout=0.5, socket_timeout=0.5, single_connection_client=False
+    )
+
 
 @contextmanager
 def doorbells() -> Iterator[Doorbells]:
-    """Send every ring inside the block in one pipelined round trip (kombu's Producer.batch), on exit.
+    """Ring every consumer rung inside the block once, on exit: one round trip for the doorbell flags,
+    one pipelined publish (kombu's Producer.batch) for the doorbells not already queued.
 
-    A broker error never escapes: it is recorded (`failed`), and after a first failure the
-    remaining rings are skipped instead of each waiting for the broker's timeout.
+    A broker error never escapes: it is recorded (`failed`) and the rows wait for the sweep.
     """
     outer = _current.get()
     if outer is not None:
@@ -139,33 +154,66 @@ def doorbells() -> Iterator[Doorbells]:
     batch = Doorbells()
     token = _current.set(batch)
     try:
-        with ExitStack() as stack:
-            try:
-                batch.producer = stack.enter_context(current_app.producer_or_acquire())
-                stack.enter_context(batch.producer.batch())
-            except BROKER_ERRORS as error:
-                batch.failed = error
-            yield batch
-    except BROKER_ERRORS as error:
-        # Raised by the flush on leaving producer.batch(): nothing of the batch is known to be sent.
-        batch.failed = batch.failed or error
+        yield batch
+        if batch.pending and batch.failed is None:
+            _send(batch)
     finally:
         _current.reset(token)
 
 
-def ring(task: Task, *, countdown: float | None = None) -> None:
-    """Enqueue task (a consumer's drain) with no arguments; a broker error is logged, never raised."""
-    batch = _current.get()
-    options: dict[str, Any] = {} if countdown is None else {"countdown": countdown}
-    if batch is not None:
-        if batch.failed is not None:
-            return
-        if batch.producer is not None:
-            options["producer"] = batch.producer
+def _send(batch: Doorbells) -> None:
+    """Set the flags of the pending rings, then publish the doorbells of those not already queued."""
+    names = list(batch.pending)
+    ttl_ms = int(settings.EVENTS_DOORBELL_TTL * 1000)
     try:
-        task.apply_async(**options)
-    except BROKER_ERRORS as error:
-        if batch is not None:
-            batch.failed = error
+        with _flags().pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.set(DOORBELL_FLAG.format(name), 1, px=ttl_ms, nx=not batch.pending[name][1])
+            fresh = pipe.execute()
+        due = [batch.pending[name][0] for name, was_set in zip(names, fresh, strict=True) if was_set]
+        if not due:
             return
-        logger.warning("Broker unavailable (%s): %s waits for the sweep", type(error).__name__, task.name)
+        with current_app.producer_or_acquire() as producer, producer.batch():
+            for task in due:
+                task.apply_async(producer=producer)
+    except BROKER_ERRORS as error:
+        batch.failed = error
+
+
+def ring(consumer: str, task: Task, *, countdown: float | None = None, force: bool = False) -> None:
+    """Ring a consumer's doorbell (enqueue its drain, no arguments), unless one is already queued.
+
+    force rings even then (the sweep; a drain that filled its batch). A countdown ring is sent
+    as is, for later. A broker error is logged, never raised.
+    """
+    if countdown is not None:
+        try:
+            task.apply_async(countdown=countdown)
+        except BROKER_ERRORS as error:
+            logger.warning("Broker unavailable (%s): %s waits for the sweep", type(error).__name__, consumer)
+        return
+    batch = _current.get()
+    if batch is None:
+        with doorbells() as batch:
+            ring(consumer, task, force=force)
+        if batch.failed is not None:
+            logger.warning("Broker unavailable (%s): %s waits for the sweep", type(batch.failed).__name__, consumer)
+        return
+    _task, forced = batch.pending.get(consumer, (task, False))
+    batch.pending[consumer] = (task, forced or force)
+
+
+def doorbell_answered(consumer: str) -> None:
+    """Clear the consumer's flag as its drain starts: a ring from now on is for rows it may not see."""
+    try:
+        _flags().delete(DOORBELL_FLAG.format(consumer))
+    except BROKER_ERRORS:
+        pass  # The flag expires on its own; the sweep rings meanwhile.
+
+
+def forget_doorbells() -> None:
+    """Clear every consumer's flag (tests start from an empty broker)."""
+    client = _flags()
+    keys = list(client.scan_iter(DOORBELL_FLAG.format("*")))
+    if keys:
+        client.delete(*keys)

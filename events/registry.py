@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,9 @@ class Consumer:
     atomic: bool = False
     #: Deliveries one drain claims at once.
     batch_size: int = 20
+    #: A context manager factory opened around each batch of a non-atomic consumer: what the batch's
+    #: effects share (one SMTP connection, one HTTP session).
+    session: Callable[[], AbstractContextManager[object]] | None = None
     task: Task = field(init=False)
 
     @property
@@ -54,11 +58,15 @@ class Consumer:
     def receiver_connected(self) -> bool:
         return self.name in self.signal.connected
 
-    def ring(self, *, countdown: float | None = None) -> None:
-        """Tell a worker this consumer may have work (now, or in countdown seconds); never raises."""
+    def ring(self, *, countdown: float | None = None, force: bool = False) -> None:
+        """Tell a worker this consumer may have work (now, or in countdown seconds); never raises.
+
+        An immediate ring adds no message while one of this consumer's is queued and unstarted,
+        unless forced (the sweep, a drain that filled its batch).
+        """
         from events.publishing import ring
 
-        ring(self.task, countdown=countdown)
+        ring(self.name, self.task, countdown=countdown, force=force)
 
 
 def consumer(
@@ -67,6 +75,7 @@ def consumer(
     atomic: bool = False,
     retry: RetrySchedule | None = None,
     batch_size: int = 20,
+    session: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> Callable[[Callable[[Any], object]], Consumer]:
     """Declare handler as a consumer of signal's events, with the Celery task that drains its deliveries."""
 
@@ -78,6 +87,7 @@ def consumer(
             retry=retry or RetrySchedule(),
             atomic=atomic,
             batch_size=batch_size,
+            session=session,
         )
         register(declared)
         return declared

@@ -28,7 +28,7 @@ def sweep() -> list[str]:
     owed = [declared for declared in consumers() if ledger.due(consumer=declared.name).exists()]
     with doorbells() as batch:
         for declared in owed:
-            declared.ring()
+            declared.ring(force=True)
     if batch.failed is not None:
         logger.warning("Sweep: broker unavailable (%s); next pass tries again", type(batch.failed).__name__)
         return []

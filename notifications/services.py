@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import smtplib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, mailers
+from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
 
 from events.api import PermanentError, TransientError
@@ -29,6 +33,43 @@ class MailRejectedError(PermanentError):
 
 class MailDeferredError(TransientError):
     """The mail server refused the message for now (a 4xx answer): try again later."""
+
+
+# The mail server connection a batch of e-mails shares (see mail_session).
+_mailer: ContextVar[BaseEmailBackend | None] = ContextVar("notifications_mailer", default=None)
+
+
+@contextmanager
+def mail_session() -> Iterator[None]:
+    """Send the e-mails of the block over one connection to the mail server."""
+    mailer = mailers.default
+    with suppress(OSError, smtplib.SMTPException):
+        # A server that is down now fails each message on its own, each retried on its row.
+        mailer.open()
+    token = _mailer.set(mailer)
+    try:
+        yield
+    finally:
+        _mailer.reset(token)
+        with suppress(OSError, smtplib.SMTPException):
+            mailer.close()
+
+
+def _deliver(message: EmailMultiAlternatives) -> None:
+    mailer = _mailer.get()
+    if mailer is None:
+        message.send()
+        return
+    try:
+        mailer.send_messages([message])
+    except OSError as error:
+        # A refusal (an SMTPResponseException, itself an OSError) leaves the connection usable:
+        # smtplib resets the transaction. A broken connection is replaced for the next message.
+        if isinstance(error, smtplib.SMTPServerDisconnected) or not isinstance(error, smtplib.SMTPException):
+            with suppress(OSError):
+                mailer.close()
+                mailer.open()
+        raise
 
 
 def message_id(*, event_id: uuid.UUID, kind: str, recipient: str) -> str:
@@ -55,7 +96,7 @@ def _render_email(*, template: str, context: dict[str, Any], to: str, msgid: str
 def _send(message: EmailMultiAlternatives, *, whom: str) -> None:
     """Send message; a refusal becomes MailRejectedError or MailDeferredError naming whom, not the address."""
     try:
-        message.send()
+        _deliver(message)
     except smtplib.SMTPRecipientsRefused as error:
         codes = sorted({code for code, _reason in error.recipients.values()})
         # `from None`: the original names the address, and errors end up in logs and the ledger.

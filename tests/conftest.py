@@ -12,6 +12,7 @@ from config.celery_app import app as celery_app
 from crm.backends import locmem
 from devtools.fakes import FakeCRM, running_crm
 from events.api import consumers
+from events.publishing import forget_doorbells
 from tests.broker import purge_queues
 from tests.factories import PASSWORD, UserFactory
 from users.events import UserCreated
@@ -23,9 +24,11 @@ from users.signals import user_created
 def _empty_queues_and_outboxes() -> Iterator[None]:
     """Start and end every test with empty queues and an empty in-memory CRM."""
     locmem.outbox.clear()
+    forget_doorbells()
     yield
     locmem.outbox.clear()
     purge_queues(celery_app)
+    forget_doorbells()
 
 
 @pytest.fixture

@@ -33,7 +33,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-# Persistent connections: a worker runs thousands of short tasks, each would otherwise reconnect.
+# Persistent connections (web and worker; in the worker Celery keeps them only with
+# CELERY_DB_REUSE_MAX, below, and config/celery_app.py applies CONN_MAX_AGE and health checks).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -154,6 +155,12 @@ EVENTS_LEASE_RENEW_EVERY = env.float("EVENTS_LEASE_RENEW_EVERY", default=4.0)
 EVENTS_RETRY_FIRST = env.float("EVENTS_RETRY_FIRST", default=2.0)
 EVENTS_RETRY_CAP = env.float("EVENTS_RETRY_CAP", default=3600.0)
 EVENTS_RETRY_MAX_ATTEMPTS = env.int("EVENTS_RETRY_MAX_ATTEMPTS", default=36)
+# While a consumer's doorbell is queued and unstarted, further rings add no message; a lost
+# doorbell holds back rings for at most this long (the sweep rings regardless).
+EVENTS_DOORBELL_TTL = env.float("EVENTS_DOORBELL_TTL", default=2 * EVENTS_SWEEP_INTERVAL)
+# Deliveries a drain claims at once: each consumer declares its own; set this to override them all
+# (make bench measures 1, 10 and 100).
+EVENTS_BATCH_SIZE = env.int("EVENTS_BATCH_SIZE", default=0)
 # Hard time limit of every task; a drain starts no new delivery after half of it.
 EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=60)
 
@@ -185,7 +192,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Doorbells are acknowledged on receipt and lose nothing if their worker dies (the rows are the
+# truth): a pool process may hold a few, so it never waits idle for the next one.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 4
+# Celery's Django fixup closes the database connection before and after every task unless this is
+# set (a new connection costs ~7 ms on PostgreSQL); close_old_connections() runs before each task
+# instead (config/celery_app.py), so CONN_MAX_AGE and CONN_HEALTH_CHECKS still apply.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_TIME_LIMIT = EVENTS_TASK_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = max(1, EVENTS_TASK_TIME_LIMIT * 3 // 4)
 # A publish at request time fails fast rather than holding the signup.

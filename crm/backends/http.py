@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -15,6 +18,21 @@ ALREADY_SYNCED_STATUS = 409
 # Worth another try besides 5xx: the CRM timed out reading the request, or asks us to slow down.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 RESPONSE_BODY_KEPT = 2000
+
+
+# The HTTP session (kept-alive connections) a batch of syncs shares (see http_session).
+_session: ContextVar[requests.Session | None] = ContextVar("crm_http_session", default=None)
+
+
+@contextmanager
+def http_session() -> Iterator[None]:
+    """Send the block's requests over one kept-alive HTTP session."""
+    with requests.Session() as session:
+        token = _session.set(session)
+        try:
+            yield
+        finally:
+            _session.reset(token)
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -46,7 +64,7 @@ class CRMBackend(BaseCRMBackend):
     def upsert_contact(self, contact: Contact, *, idempotency_key: str) -> SyncResult:
         """PUT the contact; map the answer onto synced, transient or permanent."""
         try:
-            response = requests.put(
+            response = (_session.get() or requests).put(
                 f"{self.base_url}/contacts/{contact.user_id}",
                 json=contact.to_payload(),
                 headers={

@@ -21,3 +21,13 @@ def test_sync_contact_syncs_each_owed_contact_once() -> None:
     assert sorted(sent.idempotency_key for sent in locmem.outbox) == sorted(str(e.event_id) for e in events)
     assert ContactSync.objects.count() == 2
     assert set(Delivery.objects.filter(consumer=sync_contact.name).values_list("status", flat=True)) == {"done"}
+
+
+def test_a_batch_of_syncs_shares_one_kept_alive_connection(crm) -> None:
+    for _ in range(3):
+        UserCreatedFactory()
+
+    run_due(sync_contact.name)
+
+    assert len(crm.requests) == 3
+    assert len({request.client_port for request in crm.requests}) == 1

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from events import ledger
-from events.models import Delivery
+from events.models import Delivery, DeliveryAttempt
 from tests.factories import UserCreatedFactory
 
 pytestmark = pytest.mark.django_db
@@ -46,11 +46,10 @@ def test_a_delivery_due_later_is_not_claimed_yet() -> None:
 @pytest.mark.parametrize("outcome", ["complete", "retry_later", "fail"])
 def test_only_the_lease_holder_records_an_outcome(outcome: str) -> None:
     UserCreatedFactory()
-    [held] = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
-    attempt = ledger.attempt_start(claim=held, owner="a:1:x")
+    [attempt] = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
     Delivery.objects.filter(consumer=AUDIT).update(lease_owner="b:1:y")
     record = {
-        "complete": lambda: ledger.complete(attempt=attempt, owner="a:1:x"),
+        "complete": lambda: ledger.complete(attempts=[attempt], owner="a:1:x"),
         "retry_later": lambda: ledger.retry_later(attempt=attempt, owner="a:1:x", delay=1, error="x"),
         "fail": lambda: ledger.fail(attempt=attempt, owner="a:1:x", error="x"),
     }[outcome]
@@ -102,3 +101,25 @@ def test_a_running_drain_keeps_its_leases_alive(settings) -> None:
     assert count >= 2
     assert all(owners == ["a:1:x"] for owners in renewed)
     assert len(renewed) == count  # nothing renewed once the drain is over
+
+
+def test_a_claim_counts_and_records_each_attempt_before_any_effect() -> None:
+    UserCreatedFactory()
+    UserCreatedFactory()
+
+    attempts = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=5)
+
+    assert [(attempt.number, attempt.retries) for attempt in attempts] == [(1, 1), (1, 1)]
+    rows = DeliveryAttempt.objects.filter(delivery__consumer=AUDIT)
+    assert sorted(rows.values_list("outcome", "worker")) == [("running", "a:1"), ("running", "a:1")]
+
+
+def test_releasing_an_unstarted_attempt_leaves_the_delivery_as_it_was() -> None:
+    UserCreatedFactory()
+    attempts = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=5)
+
+    ledger.release(attempts=attempts, owner="a:1:x")
+
+    row = Delivery.objects.get(consumer=AUDIT)
+    assert (row.lease_owner, row.attempts, row.retries) == ("", 0, 0)
+    assert not DeliveryAttempt.objects.exists()

@@ -96,3 +96,29 @@ def test_capture_events_sees_what_a_block_publishes() -> None:
         publish(signal=user_created, event=event)
 
     assert captured == [event]
+
+
+def test_a_doorbell_already_queued_is_not_rung_again_until_its_drain_starts(consumer_names: list[str]) -> None:
+    from events.api import get_consumer
+    from events.publishing import doorbell_answered
+
+    consumer = get_consumer(consumer_names[0])
+
+    consumer.ring()
+    consumer.ring()
+    assert len(drain_queue(app, consumer.name)) == 1
+
+    doorbell_answered(consumer.name)  # a drain starts: rows committed from now on need a new doorbell
+    consumer.ring()
+    consumer.ring(force=True)
+    assert len(drain_queue(app, consumer.name)) == 2
+
+
+def test_many_signups_queue_one_doorbell_per_consumer(
+    django_capture_on_commit_callbacks, consumer_names: list[str]
+) -> None:
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            publish(signal=user_created, event=new_event())
+
+    assert {name: len(drain_queue(app, name)) for name in consumer_names} == dict.fromkeys(consumer_names, 1)

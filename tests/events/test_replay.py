@@ -38,8 +38,7 @@ def test_replaying_a_dead_letter_makes_it_due_with_a_fresh_schedule_and_keeps_it
 def test_a_replay_never_takes_the_lease_of_a_running_delivery() -> None:
     # given: a worker holds the delivery and has started its attempt
     UserCreatedFactory()
-    [held] = ledger.claim(consumer=AUDIT, owner="w:1:x", limit=1)
-    attempt = ledger.attempt_start(claim=held, owner="w:1:x")
+    [attempt] = ledger.claim(consumer=AUDIT, owner="w:1:x", limit=1)
     lease_until = Delivery.objects.get(consumer=AUDIT).lease_until
 
     # when: an operator replays it
@@ -49,7 +48,7 @@ def test_a_replay_never_takes_the_lease_of_a_running_delivery() -> None:
     row = Delivery.objects.get(consumer=AUDIT)
     assert (row.lease_owner, row.lease_until) == ("w:1:x", lease_until)
     assert ledger.claim(consumer=AUDIT, owner="v:2:y", limit=1) == []
-    ledger.complete(attempt=attempt, owner="w:1:x")
+    ledger.complete(attempts=[attempt], owner="w:1:x")
     assert Delivery.objects.get(consumer=AUDIT).status == Delivery.Status.DONE
 
 
