@@ -19,3 +19,21 @@ def audit_entry_record_user_created(*, event: UserCreated) -> AuditEntry:
         },
     )
     return entry
+
+
+def audit_entries_record_user_created(*, events: list[UserCreated]) -> None:
+    """Record the creation of each user in the audit log in one insert; entries already there stay as they are."""
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                event_id=event.event_id,
+                action=AuditEntry.Action.USER_CREATED,
+                actor_id=event.actor_id,
+                target_user_id=event.user_id,
+                source=event.source.value,
+                occurred_at=event.occurred_at,
+            )
+            for event in events
+        ],
+        ignore_conflicts=True,  # the unique (event_id, action): a redelivered event adds nothing
+    )

@@ -42,7 +42,7 @@ def ring_every_consumer() -> None:
 def purge_queues() -> None:
     """Empty every queue the project declares."""
     with current_app.connection_for_write() as broker:
-        for queue in current_app.conf.task_queues:
+        for queue in current_app.amqp.queues.values():
             queue.bind(broker.default_channel).purge()
 
 

@@ -7,7 +7,7 @@ import os
 
 from celery import Celery
 
-app = Celery("plain", broker=os.environ.get("BENCH_PLAIN_BROKER_URL", "redis://127.0.0.1:6379/0"))
+app = Celery("plain", broker=os.environ.get("BENCH_PLAIN_BROKER_URL", "redis://127.0.0.1:6379/0"), set_as_current=False)
 
 
 @app.task

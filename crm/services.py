@@ -30,8 +30,6 @@ def crm_contact_sync(*, event: UserCreated) -> ContactSync | None:
     contact = Contact(user_id=user.pk, email=user.email, name=user.name, signed_up_at=user.date_joined)
     result = get_backend().upsert_contact(contact, idempotency_key=str(event.event_id))
     # The window where a sync is repeated ends here; the CRM deduplicates by the Idempotency-Key.
-    sync, _created = ContactSync.objects.get_or_create(
-        event_id=event.event_id,
-        defaults={"user": user, "response_status": result.status_code, "synced_at": timezone.now()},
-    )
+    sync = ContactSync(event_id=event.event_id, user=user, response_status=result.status_code, synced_at=timezone.now())
+    ContactSync.objects.bulk_create([sync], ignore_conflicts=True)
     return sync

@@ -9,7 +9,7 @@ from users.events import UserCreated
 from users.signals import user_created
 
 
-@consumer(user_created, batch_size=10, session=http_session)
+@consumer(user_created, batch_size=25, session=http_session)
 def sync_contact(event: UserCreated) -> None:
     """Sync the contact of a UserCreated event to the CRM."""
     crm_contact_sync(event=event)

@@ -49,64 +49,89 @@ def drain(consumer: Consumer) -> int:
 
 
 def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Attempt], owner: str) -> int:
-    """Run effects outside this database one at a time, each outcome committed right after its effect."""
+    """Run effects outside this database one at a time; mark those done together at the end of the batch.
+
+    Each effect's own record (the e-mail's Notification, the CRM's ContactSync) is committed right
+    after the effect, by its service: that is what keeps it from being repeated. A delivery whose
+    completion is lost with its worker runs again, finds the record and does nothing.
+    """
     # Stop starting new items well before the soft time limit; the rest go back to the ledger.
     deadline = time.monotonic() + settings.EVENTS_TASK_TIME_LIMIT / 2
+    done: list[ledger.Attempt] = []
     ran = 0
-    with consumer.session() if consumer.session else nullcontext():
-        for index, attempt in enumerate(claimed):
-            if time.monotonic() > deadline:
-                ledger.release(attempts=claimed[index:], owner=owner)
-                break
-            try:
-                _run(consumer, attempt, owner)
-            except SoftTimeLimitExceeded:
-                ledger.release(attempts=claimed[index + 1 :], owner=owner)
-                break
-            except Exception:
-                # The ledger itself failed (the database): give back what was not started, try later.
-                logger.exception("Drain of %s stopped at delivery %s", consumer.name, attempt.delivery_id)
-                ledger.release(attempts=claimed[index + 1 :], owner=owner)
-                raise
-            ran += 1
+    try:
+        with consumer.session() if consumer.session else nullcontext():
+            for index, attempt in enumerate(claimed):
+                if time.monotonic() > deadline:
+                    ledger.release(attempts=claimed[index:], owner=owner)
+                    break
+                try:
+                    ran += 1
+                    if _run(consumer, attempt, owner):
+                        done.append(attempt)
+                except SoftTimeLimitExceeded:
+                    ledger.release(attempts=claimed[index + 1 :], owner=owner)
+                    break
+                except Exception:
+                    # The ledger itself failed (the database): give back what was not started, try later.
+                    logger.exception("Drain of %s stopped at delivery %s", consumer.name, attempt.delivery_id)
+                    ledger.release(attempts=claimed[index + 1 :], owner=owner)
+                    raise
+    finally:
+        _complete(consumer, done, owner)
     return ran
 
 
-def _run(consumer: Consumer, attempt: ledger.Attempt, owner: str) -> None:
+def _complete(consumer: Consumer, done: list[ledger.Attempt], owner: str) -> None:
+    try:
+        ledger.complete(attempts=done, owner=owner)
+    except ledger.LeaseLost:
+        # Some lease lapsed (renewals failed): complete those still held; the others' holders find the records.
+        held = ledger.still_held(attempts=done, owner=owner)
+        logger.warning("Drain of %s: %s leases lost before completion", consumer.name, len(done) - len(held))
+        ledger.complete(attempts=held, owner=owner)
+
+
+def _run(consumer: Consumer, attempt: ledger.Attempt, owner: str) -> bool:
+    """Run one effect; return whether it succeeded (its failure is recorded here)."""
     token = current_attempt.set(attempt)
     try:
         consumer.handler(_event(consumer, attempt))
-        ledger.complete(attempts=[attempt], owner=owner)
-    except ledger.LeaseLost:
-        logger.warning("Delivery %s of %s: lease lost before completion", attempt.delivery_id, consumer.name)
+        return True
     except SoftTimeLimitExceeded as error:
         _failed(consumer, attempt, owner, error)
         raise
     except Exception as error:
         _failed(consumer, attempt, owner, error)
+        return False
     finally:
         current_attempt.reset(token)
 
 
 def _drain_atomic(consumer: Consumer, claimed: list[ledger.Attempt], owner: str) -> int:
-    """Run effects inside this database in one transaction: each in a savepoint, all completed together.
+    """Run effects inside this database in one transaction, completed together (exactly once).
 
-    Exactly once: the effects and the completions commit together or not at all. A failing item
-    rolls back its own savepoint only; its retry or dead letter is recorded in the same commit.
+    A consumer declared with many=True gets the whole batch at once (one bulk insert); if that
+    fails, or otherwise, each event runs in a savepoint of its own, so a failing one rolls back
+    alone, and its retry or dead letter is recorded in the same commit.
     """
     with transaction.atomic():
         done: list[ledger.Attempt] = []
         failed: list[tuple[ledger.Attempt, Exception]] = []
-        for attempt in claimed:
-            token = current_attempt.set(attempt)
-            try:
-                with transaction.atomic():
-                    consumer.handler(_event(consumer, attempt))
-                done.append(attempt)
-            except Exception as error:
-                failed.append((attempt, error))
-            finally:
-                current_attempt.reset(token)
+        if consumer.many and _run_together(consumer, claimed):
+            done = list(claimed)
+        else:
+            for attempt in claimed:
+                token = current_attempt.set(attempt)
+                try:
+                    with transaction.atomic():
+                        event = _event(consumer, attempt)
+                        consumer.handler([event] if consumer.many else event)
+                    done.append(attempt)
+                except Exception as error:
+                    failed.append((attempt, error))
+                finally:
+                    current_attempt.reset(token)
         try:
             ledger.complete(attempts=done, owner=owner)
         except ledger.LeaseLost:
@@ -117,6 +142,17 @@ def _drain_atomic(consumer: Consumer, claimed: list[ledger.Attempt], owner: str)
         for attempt, error in failed:
             _failed(consumer, attempt, owner, error)
     return len(claimed)
+
+
+def _run_together(consumer: Consumer, claimed: list[ledger.Attempt]) -> bool:
+    """Run a many=True handler on the whole batch in one savepoint; False if any part of it failed."""
+    try:
+        with transaction.atomic():
+            consumer.handler([_event(consumer, attempt) for attempt in claimed])
+    except Exception:
+        logger.info("Batch of %s failed as a whole: running it one event at a time", consumer.name)
+        return False
+    return True
 
 
 def _event(consumer: Consumer, attempt: ledger.Attempt) -> Any:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 
 from events import ledger
 
@@ -20,8 +20,9 @@ class LeaseKeeper:
     """Renews the leases of the drains running in this process, every EVENTS_LEASE_RENEW_EVERY seconds.
 
     Leases are short (EVENTS_LEASE), so a killed worker's deliveries come back soon after it dies,
-    while a slow but live one keeps its lease for as long as it runs. The thread has its own
-    database connection; it is started lazily, once per process (so once per pool child).
+    while a slow but live one keeps its lease for as long as it runs. The thread opens its own
+    database connection for each renewal; it is started lazily, once per process (so once per
+    pool child).
     """
 
     def __init__(self) -> None:
@@ -54,11 +55,12 @@ class LeaseKeeper:
             if not owners:
                 continue
             try:
-                close_old_connections()
                 ledger.renew(owners=owners)
             except Exception as error:  # noqa: BLE001  (the keeper must outlive any one failure)
                 # The drain's own next write fails the same way; its leases lapse and are taken again.
                 logger.warning("Could not renew %s leases: %s", len(owners), type(error).__name__)
+            finally:
+                # A connection a few seconds apart costs little, and none is left open while idle.
                 connection.close()
 
 

@@ -149,6 +149,16 @@ def complete(*, attempts: list[Attempt], owner: str) -> None:
     )
 
 
+def still_held(*, attempts: list[Attempt], owner: str) -> list[Attempt]:
+    """Return those of attempts whose delivery owner still holds."""
+    held = set(
+        Delivery.objects.filter(
+            pk__in=[attempt.delivery_id for attempt in attempts], lease_owner=owner, status=Delivery.Status.PENDING
+        ).values_list("pk", flat=True)
+    )
+    return [attempt for attempt in attempts if attempt.delivery_id in held]
+
+
 def retry_later(*, attempt: Attempt, owner: str, delay: float, error: BaseException | str) -> None:
     """Give a held delivery back, due again in delay seconds, before any doorbell for it is rung."""
     text = describe(error)

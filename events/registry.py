@@ -35,6 +35,9 @@ class Consumer:
     retry: RetrySchedule
     #: The effect only writes to this database: it commits with the delivery's completion (exactly once).
     atomic: bool = False
+    #: The handler takes a list of events (an atomic consumer's whole batch, e.g. one bulk insert);
+    #: a batch that fails is run again one event at a time, so one bad event fails alone.
+    many: bool = False
     #: Deliveries one drain claims at once.
     batch_size: int = 20
     #: A context manager factory opened around each batch of a non-atomic consumer: what the batch's
@@ -73,11 +76,15 @@ def consumer(
     signal: EventSignal,
     *,
     atomic: bool = False,
+    many: bool = False,
     retry: RetrySchedule | None = None,
     batch_size: int = 20,
     session: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> Callable[[Callable[[Any], object]], Consumer]:
     """Declare handler as a consumer of signal's events, with the Celery task that drains its deliveries."""
+
+    if many and not atomic:
+        raise ValueError("many=True is for atomic consumers: an external effect is recorded one by one")
 
     def declare(handler: Callable[[Any], object]) -> Consumer:
         declared = Consumer(
@@ -86,6 +93,7 @@ def consumer(
             handler=handler,
             retry=retry or RetrySchedule(),
             atomic=atomic,
+            many=many,
             batch_size=batch_size,
             session=session,
         )

@@ -118,12 +118,16 @@ def _send_and_record(
     # The row is written right after the server accepts the message: a crash in between resends
     # it, with the same Message-ID.
     _send(message, whom=whom)
-    notification, _created = Notification.objects.get_or_create(
+    notification = Notification(
         event_id=event.event_id,
         kind=kind,
         recipient=message.to[0],
-        defaults={"user": user, "subject": message.subject, "message_id": message.extra_headers["Message-ID"]},
+        user=user,
+        subject=message.subject,
+        message_id=message.extra_headers["Message-ID"],
     )
+    # One INSERT … ON CONFLICT DO NOTHING: a row already there (a resend) is the same fact.
+    Notification.objects.bulk_create([notification], ignore_conflicts=True)
     return notification
 
 

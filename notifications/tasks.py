@@ -8,13 +8,13 @@ from users.events import UserCreated
 from users.signals import user_created
 
 
-@consumer(user_created, batch_size=10, session=mail_session)
+@consumer(user_created, batch_size=25, session=mail_session)
 def send_welcome_email(event: UserCreated) -> None:
     """Send the welcome e-mail for a UserCreated event."""
     welcome_email_send(event=event)
 
 
-@consumer(user_created, batch_size=10, session=mail_session)
+@consumer(user_created, batch_size=25, session=mail_session)
 def notify_admins(event: UserCreated) -> None:
     """Send the admins the notice of a UserCreated event."""
     admin_notice_send(event=event)

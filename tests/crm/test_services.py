@@ -20,7 +20,8 @@ def test_contact_is_synced_once_per_event() -> None:
     second = crm_contact_sync(event=event)
 
     assert first is not None and second is not None
-    assert first.pk == second.pk
+    assert first.event_id == second.event_id
+    assert ContactSync.objects.count() == 1
     assert (second.response_status, second.user_id) == (200, user.pk)
     assert second.synced_at is not None
     [sent] = locmem.outbox

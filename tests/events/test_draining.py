@@ -92,7 +92,7 @@ def test_a_retry_is_written_on_the_row_before_its_doorbell_rings(
     def failing(*, event: object) -> None:
         raise CRMTransientError("CRM answered HTTP 503", status=503)
 
-    def ring(*, countdown: float | None = None) -> None:
+    def ring(*, countdown: float | None = None, force: bool = False) -> None:
         row = delivery(CRM)
         seen_at_ring.append((row.lease_owner, row.due_at <= timezone.now()))
 
@@ -161,11 +161,12 @@ def test_a_permanent_error_is_a_dead_letter_at_once_with_its_reason(crm) -> None
 def test_a_bug_in_a_consumer_is_a_dead_letter_and_rolls_its_effect_back(monkeypatch: pytest.MonkeyPatch) -> None:
     UserCreatedFactory()
 
-    def broken(*, event: object) -> None:
-        AnalyticsEvent.objects.create(user_id=event.user_id, event_id=event.event_id, occurred_at=timezone.now())
+    def broken(*, events: list) -> None:
+        for event in events:
+            AnalyticsEvent.objects.create(user_id=event.user_id, event_id=event.event_id, occurred_at=timezone.now())
         raise KeyError("a bug in the consumer")
 
-    monkeypatch.setattr("analytics.tasks.analytics_signup_track", broken)
+    monkeypatch.setattr("analytics.tasks.analytics_signups_track", broken)
 
     run_due(ANALYTICS)
 
@@ -272,3 +273,28 @@ def test_eager_mode_through_override_settings_runs_every_consumer_in_process(pas
 
     assert set(Delivery.objects.values_list("status", flat=True)) == {Delivery.Status.DONE}
     assert AuditEntry.objects.get().target_user_id == user.pk
+
+
+def test_one_bad_event_in_a_bulk_batch_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: an audit batch of three, whose bulk insert chokes on the second event
+    from audit.services import audit_entries_record_user_created
+
+    events = [UserCreatedFactory() for _ in range(3)]
+    bad = events[1].event_id
+
+    def choking(*, events: list) -> None:
+        if any(event.event_id == bad for event in events):
+            raise ValueError("cannot audit this one")
+        audit_entries_record_user_created(events=events)
+
+    monkeypatch.setattr("audit.tasks.audit_entries_record_user_created", choking)
+
+    # when
+    draining.drain(get_consumer(AUDIT))
+
+    # then: the two others are recorded and done, in the same commit as the bad one's dead letter
+    assert sorted(AuditEntry.objects.values_list("event_id", flat=True)) == sorted(
+        [events[0].event_id, events[2].event_id]
+    )
+    statuses = dict(Delivery.objects.filter(consumer=AUDIT).values_list("event_id", "status"))
+    assert [statuses[event.event_id] for event in events] == ["done", "failed", "done"]
