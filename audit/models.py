@@ -26,6 +26,7 @@ class AuditEntry(models.Model):
 
     class Action(models.TextChoices):
         USER_CREATED = "user.created", "User created"
+        PRIVILEGES_CHANGED = "user.privileges_changed", "Privileges changed"
 
     action = models.CharField(max_length=64, choices=Action.choices)
     # Plain ids, not foreign keys: an entry stays, unchanged, when the user it names is deleted.
@@ -34,6 +35,8 @@ class AuditEntry(models.Model):
     source = models.CharField(max_length=32)
     event_id = models.UUIDField()
     occurred_at = models.DateTimeField(db_index=True)
+    # What changed, e.g. {"is_superuser": [false, true]}: privileges, never personal data.
+    details = models.JSONField(default=dict, blank=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
 
     objects = AuditEntryQuerySet.as_manager()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audit.models import AuditEntry
-from users.events import UserCreated
+from users.events import UserCreated, UserPrivilegesChanged
 
 
 def audit_entry_record_user_created(*, event: UserCreated) -> AuditEntry:
@@ -32,6 +32,25 @@ def audit_entries_record_user_created(*, events: list[UserCreated]) -> None:
                 target_user_id=event.user_id,
                 source=event.source.value,
                 occurred_at=event.occurred_at,
+            )
+            for event in events
+        ],
+        ignore_conflicts=True,  # the unique (event_id, action): a redelivered event adds nothing
+    )
+
+
+def audit_entries_record_privileges_changed(*, events: list[UserPrivilegesChanged]) -> None:
+    """Record each change of a user's privileges, with its actor and what changed, in one insert."""
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                event_id=event.event_id,
+                action=AuditEntry.Action.PRIVILEGES_CHANGED,
+                actor_id=event.actor_id,
+                target_user_id=event.user_id,
+                source="admin",
+                occurred_at=event.occurred_at,
+                details=event.changes,
             )
             for event in events
         ],

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from audit.services import audit_entries_record_user_created
+from audit.services import audit_entries_record_privileges_changed, audit_entries_record_user_created
 from events.api import consumer
-from users.events import UserCreated
-from users.signals import user_created
+from users.events import UserCreated, UserPrivilegesChanged
+from users.signals import user_created, user_privileges_changed
 
 
 @consumer(user_created, atomic=True, many=True, batch_size=100)
 def record_user_created(events: list[UserCreated]) -> None:
     """Record UserCreated events in the audit log."""
     audit_entries_record_user_created(events=events)
+
+
+@consumer(user_privileges_changed, atomic=True, many=True, batch_size=100)
+def record_privileges_changed(events: list[UserPrivilegesChanged]) -> None:
+    """Record UserPrivilegesChanged events in the audit log."""
+    audit_entries_record_privileges_changed(events=events)

@@ -21,21 +21,22 @@ from bench.harness import PASSWORD, Bench, Figure, figure, percentile, resident_
 from devtools.fakes import CRMResponse, FakeCRM, SMTPSink
 from devtools.processes import WebServer, wait_until
 from events import ledger
-from events.api import consumers
+from events.api import consumers_of
 from events.models import Delivery, Event
 from events.publishing import doorbells
 from users.events import UserCreated, UserCreationSource
 from users.models import User
 from users.services import user_create, user_email_is_taken
+from users.signals import user_created
 
-# Every consumer's name, from the registry (the bench app runs inside Django).
-CONSUMERS = tuple(declared.name for declared in consumers())
+# The names of a signup's consumers, from the registry (the bench app runs inside Django).
+CONSUMERS = tuple(declared.name for declared in consumers_of(user_created))
 
 
 def ring_every_consumer() -> None:
     """Ring every consumer's doorbell once (the rows say what is owed)."""
     with doorbells():
-        for declared in consumers():
+        for declared in consumers_of(user_created):
             declared.ring()
 
 
@@ -97,7 +98,7 @@ def naive_signup(*, email: str, password: str) -> User:
     """The bare signup followed by one delay_on_commit per consumer: no durability at all."""
 
     def enqueue(user: User) -> None:
-        for declared in consumers():
+        for declared in consumers_of(user_created):
             declared.task.delay_on_commit()
 
     return bare_signup(email=email, password=password, on_insert=enqueue)
@@ -358,14 +359,14 @@ def lag(bench: Bench) -> list[Figure]:
     lags, achieved = steady_signups(bench, rate=50, seconds=seconds)
     name = "4. lag"
     p99 = percentile(lags, 0.99)
-    best, best_note = 50.0 if p99 < 1000 else 0.0, ""
+    best, best_note = (achieved if p99 < 1000 else 0.0), ""
     for rate in (100, 200, 400):
         trial, trial_achieved = steady_signups(bench, rate=rate, seconds=5 if bench.quick else 15)
         trial_p99 = percentile(trial, 0.99)
         best_note += f"{rate}/s asked, {trial_achieved:.0f}/s achieved: p99 {trial_p99:.0f} ms; "
         if trial_p99 >= 1000:
             break
-        best = trial_achieved
+        best = max(best, trial_achieved)
     return [
         figure(
             name,
@@ -388,7 +389,9 @@ def lag(bench: Bench) -> list[Figure]:
             "highest steady signup rate with p99 < 1 s",
             "signups/s",
             [best],
-            note=best_note.strip("; ") + " (the signups come from one bench process)",
+            note=best_note.strip("; ")
+            + " (the signups come from the one bench process, sharing the 2 cores with the worker: it offers"
+            " no more than this, so the figure is a floor)",
         ),
     ]
 

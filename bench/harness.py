@@ -120,7 +120,11 @@ def _worker_answers(process: ManagedProcess) -> bool:
 
     if not process.alive():
         raise RuntimeError(f"worker exited:\n{process.log()}")
-    return bool(current_app.control.ping(timeout=0.5))
+    try:
+        return bool(current_app.control.ping(timeout=0.5))
+    except (OSError, current_app.connection_for_read().connection_errors):
+        # A connection to a Redis restarted since (the recovery benchmark): the next try gets a new one.
+        return False
 
 
 def resident_memory(process: ManagedProcess) -> int:

@@ -1,14 +1,15 @@
 """The public API of the events app: the only module other apps import (tests may also use events.testing).
 
 - `EventSignal`, `publish`: a producer stores an event with its deliveries and signals it on commit.
-- `consumer`, `Consumer`, `consumers`, `get_consumer`: a side effect declared once, and the registry.
+- `consumer`, `Consumer`, `consumers`, `consumers_of`, `get_consumer`: a side effect declared once, and the
+  registry.
 - `RetrySchedule`, `PermanentError`, `TransientError`, `is_transient`: how failures are retried.
 """
 
 from __future__ import annotations
 
 from events.publishing import DomainEvent, publish
-from events.registry import Consumer, consumer, consumers, get_consumer
+from events.registry import Consumer, consumer, consumers, consumers_of, get_consumer
 from events.retry import PermanentError, RetrySchedule, TransientError, is_transient
 from events.signals import EventSignal
 
@@ -21,6 +22,7 @@ __all__ = [
     "TransientError",
     "consumer",
     "consumers",
+    "consumers_of",
     "get_consumer",
     "is_transient",
     "publish",

@@ -217,3 +217,18 @@ def describe(error: BaseException | str | None) -> str:
     if isinstance(error, str):
         return error[-ERROR_KEPT:]
     return "".join(traceback.format_exception(error))[-ERROR_KEPT:]
+
+
+def prune(*, chunk: int = 5000) -> int:
+    """Delete done deliveries completed over EVENTS_RETENTION_DAYS ago, with their attempts; return how many.
+
+    In chunks, so no statement holds its locks for long. Pending and failed deliveries are never
+    pruned: they are owed, or waiting for an operator. Events stay: they are the log of facts.
+    """
+    cutoff = timezone.now() - timedelta(days=settings.EVENTS_RETENTION_DAYS)
+    old = Delivery.objects.filter(status=Delivery.Status.DONE, completed_at__lt=cutoff)
+    deleted = 0
+    while ids := list(old.values_list("pk", flat=True)[:chunk]):
+        DeliveryAttempt.objects.filter(delivery_id__in=ids).delete()
+        deleted += Delivery.objects.filter(pk__in=ids).delete()[1].get(Delivery._meta.label, 0)
+    return deleted

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -134,10 +135,15 @@ DOORBELL_FLAG = "events:doorbell:{}"
 
 
 def _flags() -> redis.Redis:
-    # The broker's Redis, with the publisher's timeouts: a frozen Redis must not hold a signup.
-    return redis.Redis.from_url(
-        settings.CELERY_BROKER_URL, socket_connect_timeout=0.5, socket_timeout=0.5, single_connection_client=False
-    )
+    return _redis(settings.CELERY_BROKER_URL)
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    # The broker's Redis, with the publisher's timeouts: a frozen Redis must not hold a signup. One
+    # client (and connection pool, which redis-py renews after a fork) a process: a new connection
+    # costs ~4 ms here.
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from users.events import UserCreationSource
 from users.forms import UserChangeForm, UserCreationForm
 from users.models import User
-from users.services import user_create
+from users.services import user_create, user_privileges, user_privileges_change_record
 
 
 @admin.register(User)
@@ -56,7 +56,18 @@ class UserAdmin(DjangoUserAdmin):
         obj._state.adding = False
         obj._state.db = created._state.db
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> User | None:
+        user = super().get_object(request, object_id, from_field)
+        if user is not None:
+            # What the user could do before this request changes it: the audit log records the difference.
+            request.privileges_before = user_privileges(user=user)  # type: ignore[attr-defined]
+        return user
+
     def save_related(self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool) -> None:
         if change:
             super().save_related(request, form, formsets, change)
+            # After the groups and permissions are saved: one event for the whole change.
+            before = getattr(request, "privileges_before", None)
+            if before is not None:
+                user_privileges_change_record(user=form.instance, actor=request.user, before=before)
         # The add form has no related fields: the service saved everything.

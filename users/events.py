@@ -75,3 +75,47 @@ class UserCreated:
     def from_json(cls, raw: str | bytes) -> UserCreated:
         """Parse an event from the JSON to_json produced."""
         return cls.from_dict(json.loads(raw))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserPrivilegesChanged:
+    """A staff member changed a user's staff or superuser status, groups or permissions, and it committed."""
+
+    name: ClassVar[str] = "user.privileges_changed"
+
+    user_id: int
+    actor_id: int | None
+    # Each changed privilege: {"is_staff": [False, True], "groups": [["support"], ["support", "ops"]], ...}
+    changes: dict[str, list[Any]]
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
+            raise ValueError("UserPrivilegesChanged.occurred_at must be timezone-aware")
+        object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
+        object.__setattr__(self, "event_id", UUID(str(self.event_id)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "actor_id": self.actor_id,
+            "changes": self.changes,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserPrivilegesChanged:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            actor_id=None if data.get("actor_id") is None else int(data["actor_id"]),
+            changes=dict(data["changes"]),
+            version=int(data["version"]),
+        )

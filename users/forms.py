@@ -22,8 +22,8 @@ class UserCreationForm(BaseUserCreationForm):
         }
 
     def clean_email(self) -> str:
-        """Reject an address already taken in any letter case."""
-        email = self.cleaned_data["email"]
+        """Reject an address already taken in any letter case or IDNA form."""
+        email = User.objects.normalize_email(self.cleaned_data["email"].strip())
         if user_email_is_taken(email=email):
             raise forms.ValidationError(EMAIL_TAKEN_MESSAGE, code="unique")
         return email

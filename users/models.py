@@ -9,6 +9,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from users.validators import normalize_email_domain, validate_display_name, validate_mailbox
+
 
 class UserManager(BaseUserManager["User"]):
     """Manager whose creation methods go through users.services, so each emits UserCreated."""
@@ -16,8 +18,13 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def get_by_natural_key(self, username: str | None) -> User:
-        """Find the user for a login in any letter case."""
-        return self.get(email__iexact=username)
+        """Find the user for a login in any letter case, and with the domain in either IDNA form."""
+        return self.get(email__iexact=normalize_email_domain(username or ""))
+
+    @classmethod
+    def normalize_email(cls, email: str | None) -> str:
+        """Lower-case the domain and write it in ASCII (IDNA), so one mailbox is one address."""
+        return normalize_email_domain(super().normalize_email(email))
 
     def create_user(self, email: str, password: str | None = None, **extra_fields: Any) -> User:
         """Create a user through the service (validators apply, UserCreated is emitted)."""
@@ -38,8 +45,8 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who can sign in with their e-mail address."""
 
-    email = models.EmailField("e-mail address", max_length=254, unique=True)
-    name = models.CharField("display name", max_length=150, blank=True)
+    email = models.EmailField("e-mail address", max_length=254, unique=True, validators=[validate_mailbox])
+    name = models.CharField("display name", max_length=150, blank=True, validators=[validate_display_name])
     is_staff = models.BooleanField(
         "staff status", default=False, help_text="Whether the user can log into the admin site."
     )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from events.api import publish
-from users.events import UserCreated, UserCreationSource
+from users.events import UserCreated, UserCreationSource, UserPrivilegesChanged
 from users.models import User
-from users.signals import user_created
+from users.signals import user_created, user_privileges_changed
 
 EMAIL_TAKEN_MESSAGE = "A user with that e-mail address already exists."
 
@@ -64,3 +66,32 @@ def user_create(
             raise ValidationError({"email": EMAIL_TAKEN_MESSAGE}, code="unique") from None
         raise
     return user
+
+
+PRIVILEGES = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+
+def user_privileges(*, user: User) -> dict[str, Any]:
+    """Return what a user may do: staff and superuser status, group names, permission codenames."""
+    return {
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "groups": sorted(user.groups.values_list("name", flat=True)),
+        "user_permissions": sorted(
+            f"{app}.{codename}"
+            for app, codename in user.user_permissions.values_list("content_type__app_label", "codename")
+        ),
+    }
+
+
+def user_privileges_change_record(
+    *, user: User, actor: User | None, before: dict[str, Any]
+) -> UserPrivilegesChanged | None:
+    """Emit UserPrivilegesChanged, once the current transaction commits, if user's privileges differ from before."""
+    after = user_privileges(user=user)
+    changes = {key: [before[key], after[key]] for key in PRIVILEGES if before[key] != after[key]}
+    if not changes:
+        return None
+    event = UserPrivilegesChanged(user_id=user.pk, actor_id=actor.pk if actor is not None else None, changes=changes)
+    publish(signal=user_privileges_changed, event=event)
+    return event

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth.views import LoginView as DjangoLoginView
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
@@ -15,12 +17,25 @@ from django.views.generic import FormView, TemplateView
 from users.events import UserCreationSource
 from users.forms import UserCreationForm
 from users.services import user_create
+from users.throttle import signup_allowed, too_many
 
 
 class HomeView(TemplateView):
     """The landing page; greets a signed-in user by name."""
 
     template_name = "home.html"
+
+
+class LoginView(DjangoLoginView):
+    """Django's login page; a signed-in user asked to come back to it goes home instead."""
+
+    template_name = "users/login.html"
+    redirect_authenticated_user = True
+
+    def get_redirect_url(self) -> str:
+        """Ignore a `next` that points back at the login page (Django answers it with a 500)."""
+        url = super().get_redirect_url()
+        return "" if url and url.split("?", 1)[0] == self.request.path else url
 
 
 class SignupView(FormView):
@@ -34,6 +49,11 @@ class SignupView(FormView):
         if request.user.is_authenticated:
             return redirect("home")
         return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not signup_allowed(request, email=request.POST.get("email", "")):
+            return too_many(request, minutes=max(1, settings.THROTTLE_SIGNUP_WINDOW // 60))
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: UserCreationForm) -> HttpResponse:
         try:

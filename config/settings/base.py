@@ -70,15 +70,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "users.validators.NotOnlyWhitespaceValidator"},
 ]
 
 # MIDDLEWARE
 MIDDLEWARE = [
+    "config.middleware.request_body_limit",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "users.throttle.login_throttle",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -161,11 +164,29 @@ EVENTS_DOORBELL_TTL = env.float("EVENTS_DOORBELL_TTL", default=2 * EVENTS_SWEEP_
 # Deliveries a drain claims at once: each consumer declares its own; set this to override them all
 # (make bench measures 1, 10 and 100).
 EVENTS_BATCH_SIZE = env.int("EVENTS_BATCH_SIZE", default=0)
+# Done deliveries and their attempts are deleted this many days after completion (daily, by beat).
+EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=30)
 # Hard time limit of every task; a drain starts no new delivery after half of it.
 EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=60)
 
 # CELERY (Redis broker)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# The shared cache (the abuse limits count in it): the same Redis, keys under their own prefix, and
+# the publisher's timeouts: a down or frozen Redis must not hold a request.
+CACHE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "cache"}
+}
+
+# ABUSE LIMITS (users/throttle.py), on in every settings module.
+# Proxies in front of the site that append X-Forwarded-For (0: use the connection's address).
+THROTTLE_TRUSTED_PROXIES = env.int("THROTTLE_TRUSTED_PROXIES", default=0)
+THROTTLE_SIGNUP_WINDOW = env.int("THROTTLE_SIGNUP_WINDOW", default=3600)
+THROTTLE_SIGNUPS_PER_CLIENT = env.int("THROTTLE_SIGNUPS_PER_CLIENT", default=10)
+THROTTLE_SIGNUPS_PER_ADDRESS = env.int("THROTTLE_SIGNUPS_PER_ADDRESS", default=3)
+THROTTLE_LOGIN_WINDOW = env.int("THROTTLE_LOGIN_WINDOW", default=900)
+THROTTLE_LOGIN_FAILURES_PER_CLIENT = env.int("THROTTLE_LOGIN_FAILURES_PER_CLIENT", default=20)
+THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = env.int("THROTTLE_LOGIN_FAILURES_PER_ACCOUNT", default=5)
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -207,7 +228,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Each consumer's drain runs on a queue named after the consumer (its declaration adds it), so a
 # slow consumer never holds up another; the sweep has its own queue, so busy consumers never starve it.
 EVENTS_SWEEP_QUEUE = "events.sweep"
-CELERY_TASK_ROUTES = ["events.registry.route_task", {"events.tasks.sweep_deliveries": {"queue": EVENTS_SWEEP_QUEUE}}]
+CELERY_TASK_ROUTES = [
+    "events.registry.route_task",
+    {
+        "events.tasks.sweep_deliveries": {"queue": EVENTS_SWEEP_QUEUE},
+        "events.tasks.prune_deliveries": {"queue": EVENTS_SWEEP_QUEUE},
+    },
+]
 # Each queue bound by its own routing key: bound by a shared key, a message would land in all.
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, EVENTS_SWEEP_QUEUE)]
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -216,6 +243,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": EVENTS_SWEEP_INTERVAL,
         # A late sweep is still useful, but not a pile of them after a worker was down.
         "options": {"expires": 3 * EVENTS_SWEEP_INTERVAL},
+    },
+    "events.prune_deliveries": {
+        "task": "events.tasks.prune_deliveries",
+        "schedule": 24 * 60 * 60,
+        "options": {"expires": 60 * 60},
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -240,7 +272,32 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "verbose"},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "loggers": {
+        # Django's own error mail, rate-limited: a client that can cause an error at will must not
+        # be able to fill the admins' inboxes.
+        "django": {"handlers": ["console", "mail_admins"], "level": "INFO", "propagate": False},
+        # What any client can trigger (a bad Host header, an oversized body, too many fields) is
+        # logged, never mailed.
+        **{
+            f"django.security.{name}": {"handlers": ["console"], "level": "WARNING", "propagate": False}
+            for name in ("DisallowedHost", "RequestDataTooBig", "TooManyFieldsSent", "TooManyFilesSent")
+        },
+    },
 }
+LOGGING["handlers"]["mail_admins"] = {
+    "level": "ERROR",
+    "filters": ["require_debug_false"],
+    "class": "config.reporting.RateLimitedAdminEmailHandler",
+}
+# Error reports hide settings holding URLs with credentials (REDIS_URL, DATABASE_URL, the broker).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.SafeReporterFilter"
+
+# REQUEST LIMITS: the project takes no uploads; every body, file parts included, is capped.
+REQUEST_BODY_MAX_BYTES = env.int("DJANGO_REQUEST_BODY_MAX_BYTES", default=256 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
+DATA_UPLOAD_MAX_NUMBER_FILES = 0
 
 # TESTS: `manage.py test` runs the same pytest suite as `pytest`.
 TEST_RUNNER = "pytest_django.runner.TestRunner"

@@ -1,11 +1,22 @@
 """Settings for production: everything secret or host-specific comes from the environment."""
 
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+from config.security import refuse_unsafe_crm_url
+
 from . import dotenv  # noqa: F401  (loads .env before base reads the environment)
 from .base import *  # noqa: F403
-from .base import MIDDLEWARE, env
+from .base import CRM_API_URL, MIDDLEWARE, env
+
+# The contact's e-mail and name go to CRM_API_URL: refuse to start if it could be intercepted.
+refuse_unsafe_crm_url(CRM_API_URL)
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+    # Sessions, password resets and CSRF tokens are signed with it: refuse to start with a guessable one.
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters of 5 or more different ones.")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # SECURITY
@@ -17,9 +28,26 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Content Security Policy (Django's own middleware): the pages load nothing but their own files.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
 
 # STATIC: served by WhiteNoise, right after the security middleware.
-MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]
+_security = MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1
+MIDDLEWARE = [
+    *MIDDLEWARE[:_security],
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    *MIDDLEWARE[_security:],
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

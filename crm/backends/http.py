@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import requests
+import urllib3
 from django.conf import settings
 
 from crm.backends.base import BaseCRMBackend, Contact, CRMPermanentError, CRMTransientError, SyncResult
@@ -73,12 +74,18 @@ class CRMBackend(BaseCRMBackend):
                     "Content-Type": "application/json",
                 },
                 timeout=self.timeout,
+                # A redirect would send the contact to another host (307) or turn the PUT into a GET (302).
+                allow_redirects=False,
+                # Read at most RESPONSE_BODY_KEPT bytes of the answer, however large it is.
+                stream=True,
             )
+            body = response.raw.read(RESPONSE_BODY_KEPT, decode_content=True).decode("utf-8", "replace")
+            response.close()
         except requests.Timeout as error:
             raise CRMTransientError(f"CRM timed out: {type(error).__name__}") from error
         except requests.ConnectionError as error:
             raise CRMTransientError(f"CRM unreachable: {type(error).__name__}") from error
-        except requests.RequestException as error:
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             # A broken or undecodable answer: the same request may well succeed next time.
             raise CRMTransientError(f"CRM answer unreadable: {type(error).__name__}") from error
         status = response.status_code
@@ -86,7 +93,8 @@ class CRMBackend(BaseCRMBackend):
             return SyncResult(status_code=status)
         if status == ALREADY_SYNCED_STATUS:
             return SyncResult(status_code=status, already_synced=True)
-        body = response.text[:RESPONSE_BODY_KEPT]
+        if 300 <= status < 400:
+            raise CRMPermanentError(f"CRM answered HTTP {status} (a redirect, not followed)", status=status, body=body)
         if status in RETRYABLE_CLIENT_STATUSES or status >= 500:
             raise CRMTransientError(
                 f"CRM answered HTTP {status}",

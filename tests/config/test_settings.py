@@ -126,3 +126,29 @@ def test_every_consumer_task_has_its_own_queue_that_the_worker_consumes() -> Non
 
     assert routes == {c.task.name: c.name for c in declared}
     assert all(consume_from[c.name].routing_key == c.name for c in declared)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://crm.example.com/api",
+        "https://127.0.0.1/api",
+        "https://localhost:8443/api",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/api",
+        "https://metadata.google.internal/computeMetadata",
+    ],
+)
+def test_production_refuses_a_crm_url_that_is_not_https_to_a_remote_host(url: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.security import refuse_unsafe_crm_url
+
+    with pytest.raises(ImproperlyConfigured, match="CRM_API_URL"):
+        refuse_unsafe_crm_url(url)
+
+
+def test_production_accepts_an_https_crm_url() -> None:
+    from config.security import refuse_unsafe_crm_url
+
+    refuse_unsafe_crm_url("https://crm.example.com/api")

@@ -134,3 +134,32 @@ def test_backend_is_chosen_by_settings(settings) -> None:
     settings.CRM_BACKEND = "crm.backends.local.CRMBackend"
 
     assert isinstance(get_backend(), LocalBackend)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_never_followed_and_fails_for_good(crm, status: int) -> None:
+    from crm.backends.base import CRMPermanentError
+    from crm.backends.http import CRMBackend
+    from devtools.fakes import CRMResponse
+
+    crm.answer(CRMResponse(status=status, headers={"Location": "http://elsewhere.example/steal"}))
+
+    with pytest.raises(CRMPermanentError, match="redirect") as raised:
+        CRMBackend().upsert_contact(CONTACT, idempotency_key="k")
+
+    assert raised.value.status == status
+    assert [request.method for request in crm.requests] == ["PUT"]
+    assert "ann@example.com" not in str(raised.value)
+
+
+def test_a_huge_answer_is_read_only_up_to_the_cap(crm) -> None:
+    from crm.backends.base import CRMPermanentError
+    from crm.backends.http import RESPONSE_BODY_KEPT, CRMBackend
+    from devtools.fakes import CRMResponse
+
+    crm.answer(CRMResponse(status=400, body="x" * 5_000_000))
+
+    with pytest.raises(CRMPermanentError) as raised:
+        CRMBackend().upsert_contact(CONTACT, idempotency_key="k")
+
+    assert len(raised.value.body) == RESPONSE_BODY_KEPT

@@ -123,3 +123,23 @@ def test_releasing_an_unstarted_attempt_leaves_the_delivery_as_it_was() -> None:
     row = Delivery.objects.get(consumer=AUDIT)
     assert (row.lease_owner, row.attempts, row.retries) == ("", 0, 0)
     assert not DeliveryAttempt.objects.exists()
+
+
+def test_pruning_deletes_only_done_deliveries_past_the_retention(settings) -> None:
+    from events.testing import run_due
+
+    settings.EVENTS_RETENTION_DAYS = 30
+    old, recent, failed = UserCreatedFactory(), UserCreatedFactory(), UserCreatedFactory()
+    run_due(AUDIT)
+    Delivery.objects.filter(consumer=AUDIT, event_id=failed.event_id).update(status=Delivery.Status.FAILED)
+    Delivery.objects.filter(consumer=AUDIT, event_id__in=[old.event_id, failed.event_id]).update(
+        completed_at=timezone.now() - timedelta(days=31)
+    )
+
+    assert ledger.prune(chunk=1) == 1
+
+    assert not Delivery.objects.filter(consumer=AUDIT, event_id=old.event_id).exists()
+    assert not DeliveryAttempt.objects.filter(delivery__event_id=old.event_id).exists()
+    assert Delivery.objects.filter(consumer=AUDIT, event_id=recent.event_id).exists()
+    assert Delivery.objects.filter(consumer=AUDIT, event_id=failed.event_id).exists()
+    assert Delivery.objects.filter(event_id=old.event_id).exclude(consumer=AUDIT).exists()  # still pending

@@ -14,10 +14,9 @@ from audit.models import AuditEntry
 from crm.models import ContactSync
 from devtools.fakes import CRMResponse
 from devtools.processes import wait_until
-from events.api import consumers
 from events.models import Delivery, DeliveryAttempt
 from notifications.models import Notification
-from tests.faults.conftest import CONSUMER_COUNT, Stack, assert_every_effect_done_once
+from tests.faults.conftest import CONSUMER_COUNT, SIGNUP_CONSUMERS, Stack, assert_every_effect_done_once
 from users.models import User
 
 pytestmark = pytest.mark.faults
@@ -236,7 +235,7 @@ def test_a_backlog_after_an_outage_rings_at_most_one_doorbell_per_consumer_per_s
 
     # then: three doorbells per consumer, not one per delivery
     broker = redis.Redis.from_url(stack.redis.url())
-    assert {c.queue: broker.llen(c.queue) for c in consumers()} == {c.queue: 3 for c in consumers()}
+    assert {c.queue: broker.llen(c.queue) for c in SIGNUP_CONSUMERS} == {c.queue: 3 for c in SIGNUP_CONSUMERS}
 
     # and: one worker drains the whole backlog from those doorbells alone
     started = time.monotonic()
@@ -256,8 +255,9 @@ def test_two_drains_never_run_one_delivery_twice(stack: Stack, password: str) ->
         """
         import django
         django.setup()
-        from events.api import consumers
-        for declared in consumers():
+        from events.api import consumers_of
+        from users.signals import user_created
+        for declared in consumers_of(user_created):
             for _ in range(5):
                 declared.task.delay()
         """
@@ -268,3 +268,34 @@ def test_two_drains_never_run_one_delivery_twice(stack: Stack, password: str) ->
 
     assert_every_effect_done_once(stack, ["ann@example.com"])
     assert set(Delivery.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_a_worker_killed_holding_prefetched_doorbells_loses_nothing(stack: Stack, password: str) -> None:
+    # given: three signups, every doorbell rung four more times, a slow CRM, no worker yet
+    stack.env["CRM_READ_TIMEOUT"] = "5"
+    stack.crm.default = CRMResponse(delay=1.0)
+    emails = [f"user{n}@example.com" for n in range(3)]
+    for email in emails:
+        assert stack.web.signup(email, password)[0] == 302
+    ring = textwrap.dedent(
+        """
+        import django
+        django.setup()
+        from events.api import consumers_of
+        from users.signals import user_created
+        for declared in consumers_of(user_created):
+            for _ in range(4):
+                declared.task.delay()
+        """
+    )
+    assert stack.manage(script=ring).returncode == 0
+
+    # when: a worker takes its prefetched doorbells and is SIGKILLed mid CRM call
+    worker = stack.worker()
+    wait_until(lambda: len(stack.crm.requests) >= 1, timeout=30, describe=stack.logs)
+    worker.kill()
+    stack.worker()
+    stack.beat()
+
+    # then: every effect once (a CRM call may repeat, with its Idempotency-Key)
+    assert_every_effect_done_once(stack, emails, timeout=60)

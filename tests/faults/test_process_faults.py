@@ -9,14 +9,13 @@ import redis
 
 from devtools.fakes import CRMResponse
 from devtools.processes import wait_until
-from events.api import consumers
 from events.models import Delivery
-from tests.faults.conftest import Stack, assert_every_effect_done_once
+from tests.faults.conftest import SIGNUP_CONSUMERS, Stack, assert_every_effect_done_once
 from users.models import User
 
 pytestmark = pytest.mark.faults
 
-CONSUMER_QUEUES = [declared.queue for declared in consumers()]
+CONSUMER_QUEUES = [declared.queue for declared in SIGNUP_CONSUMERS]
 
 
 def test_web_process_exiting_right_after_commit(stack: Stack, password: str) -> None:
@@ -90,8 +89,9 @@ def test_same_delivery_enqueued_twice_and_run_by_two_workers(stack: Stack, passw
         """
         import django
         django.setup()
-        from events.api import consumers
-        for declared in consumers():
+        from events.api import consumers_of
+        from users.signals import user_created
+        for declared in consumers_of(user_created):
             declared.task.delay()
             declared.task.delay()
         """

@@ -84,3 +84,67 @@ def test_admin_lists_users(staff_client: Client) -> None:
 
     assert response.status_code == 200
     assert "listed@example.com" in response.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_of_privileges_in_the_admin_is_audited_with_its_actor(staff_client, staff_user) -> None:
+    # given: a plain user and a group
+    from django.contrib.auth.models import Group
+
+    from audit.models import AuditEntry
+    from events.testing import run_due
+    from tests.factories import UserFactory
+
+    user = UserFactory(email="bob@example.com", name="Bob")
+    Group.objects.create(name="support")
+    url = reverse("admin:users_user_change", args=[user.pk])
+    form = staff_client.get(url).context["adminform"].form
+    data = {key: value for key, value in form.initial.items() if value is not None and key != "password"}
+    data.update(
+        {
+            "email": user.email,
+            "name": user.name,
+            "is_active": "on",
+            "is_superuser": "on",
+            "groups": [Group.objects.get(name="support").pk],
+            "user_permissions": [],
+            "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        }
+    )
+    data.pop("last_login", None)
+    data.pop("date_joined", None)
+
+    # when: a staff member makes them superuser and adds them to a group
+    response = staff_client.post(url, data)
+
+    # then: one audit entry names the actor, the user and exactly what changed
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    run_due("audit.record_privileges_changed")
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.PRIVILEGES_CHANGED)
+    assert (entry.actor_id, entry.target_user_id) == (staff_user.pk, user.pk)
+    assert entry.details == {"is_superuser": [False, True], "groups": [[], ["support"]]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_that_leaves_privileges_alone_is_not_audited(staff_client) -> None:
+    from audit.models import AuditEntry
+    from events.models import Event
+    from tests.factories import UserFactory
+
+    user = UserFactory(email="bob@example.com", name="Bob")
+    url = reverse("admin:users_user_change", args=[user.pk])
+    response = staff_client.post(
+        url,
+        {
+            "email": user.email,
+            "name": "Robert",
+            "is_active": "on",
+            "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+        },
+    )
+
+    assert response.status_code == 302
+    assert not Event.objects.filter(name="user.privileges_changed").exists()
+    assert not AuditEntry.objects.exists()

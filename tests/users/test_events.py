@@ -63,3 +63,11 @@ def test_user_created_is_frozen() -> None:
 
     with pytest.raises(dataclasses.FrozenInstanceError):
         event.user_id = 2  # type: ignore[misc]
+
+
+def test_user_privileges_changed_round_trips_through_json() -> None:
+    from users.events import UserPrivilegesChanged
+
+    event = UserPrivilegesChanged(user_id=3, actor_id=1, changes={"is_staff": [False, True]})
+
+    assert UserPrivilegesChanged.from_dict(json.loads(json.dumps(event.to_dict()))) == event

@@ -152,3 +152,10 @@ def test_home_invites_anonymous_visitors_to_sign_up(client: Client) -> None:
 
     assert response.status_code == 200
     assert reverse("users:signup") in response.text
+
+
+def test_the_login_page_asked_to_return_to_itself_sends_a_signed_in_user_home(staff_client) -> None:
+    response = staff_client.get("/login/?next=/login/")
+
+    assert response.status_code == 302
+    assert response.url == "/"

@@ -1,0 +1,27 @@
+"""Project-wide middleware."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+
+def request_body_limit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Answer 413 to a request whose body is larger than REQUEST_BODY_MAX_BYTES, file parts included.
+
+    Django's own limit (DATA_UPLOAD_MAX_MEMORY_SIZE) leaves file parts out; this one is on the
+    declared length, before anything is read.
+    """
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return HttpResponse("A request's Content-Length must be a number.", status=400, content_type="text/plain")
+        if length > settings.REQUEST_BODY_MAX_BYTES:
+            return HttpResponse("That request is too large.", status=413, content_type="text/plain")
+        return get_response(request)
+
+    return middleware
