@@ -20,6 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 from kombu import Producer
 from kombu.exceptions import BatchPublishError, OperationalError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from events.models import Delivery, Event
 from events.registry import consumers_of
@@ -143,7 +145,8 @@ def _redis(url: str) -> redis.Redis:
     # The broker's Redis, with the publisher's timeouts: a frozen Redis must not hold a signup. One
     # client (and connection pool, which redis-py renews after a fork) a process: a new connection
     # costs ~4 ms here.
-    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+    # No retries either (redis-py retries a timed-out command three times by default).
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
 
 
 @contextmanager

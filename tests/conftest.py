@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 
 from config.celery_app import app as celery_app
@@ -19,6 +18,7 @@ from tests.factories import PASSWORD, UserFactory
 from users.events import UserCreated
 from users.models import User
 from users.signals import user_created
+from users.throttle import forget_all
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,7 @@ def _empty_queues_and_outboxes() -> Iterator[None]:
     """Start and end every test with empty queues and an empty in-memory CRM."""
     locmem.outbox.clear()
     forget_doorbells()
-    cache.clear()  # the abuse limits count in the cache
+    forget_all()  # the abuse limits' counts
     yield
     locmem.outbox.clear()
     purge_queues(celery_app)

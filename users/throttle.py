@@ -1,23 +1,27 @@
-"""Abuse limits in the shared cache (Redis): signups per client and per address, login failures with a cool-off.
+"""Abuse limits in the shared Redis: signups per client and per address, login failures with a cool-off.
 
 Written here rather than taken from django-ratelimit (last release 2023, no Django 6 support declared)
 or django-axes (8.3.1 declares Django up to 6.0, not this project's 6.1): a fixed-window counter
-in Django's cache is all either would do for these three limits.
+in Redis is all either would do for these three limits. Redis directly, not Django's cache API:
+its client retries a timed-out command three times, ~5 s on a frozen Redis, inside a signup.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 logger = logging.getLogger(__name__)
 
@@ -43,37 +47,75 @@ def _key(scope: str, value: str) -> str:
 
 # A cache that is down or frozen lets requests through: a signup must not fail because Redis did.
 CACHE_ERRORS: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+# After a Redis error, the limits are skipped this long (per process) instead of each waiting for it.
+CACHE_DOWN_PAUSE = 5.0
+_cache_down_until = 0.0
+
+
+def _cache_down() -> bool:
+    return time.monotonic() < _cache_down_until
+
+
+def _cache_failed() -> None:
+    global _cache_down_until
+    _cache_down_until = time.monotonic() + CACHE_DOWN_PAUSE
+    logger.warning("Abuse limits unavailable for %.0f s: the cache is down", CACHE_DOWN_PAUSE)
+
+
+@functools.cache
+def _redis(url: str) -> redis.Redis:
+    # The request's timeouts (0.5 s) and no retry: a frozen Redis costs a signup half a second, once.
+    return redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
+
+
+def _client() -> redis.Redis:
+    return _redis(settings.REDIS_URL)
 
 
 def hit(scope: str, value: str, *, window: int) -> int:
-    """Count one more event for (scope, value) in the current window; return the count (0 if the cache is down)."""
+    """Count one more event for (scope, value) in the current window; return the count (0 if Redis is down)."""
+    if _cache_down():
+        return 0
     key = _key(scope, value)
     try:
-        cache.add(key, 0, timeout=window)
-        try:
-            return cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, timeout=window)
-            return 1
+        with _client().pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window, nx=True)  # the window starts at the first event
+            counted, _expiry = pipe.execute()
+        return int(counted)
     except CACHE_ERRORS:
-        logger.warning("Abuse limits unavailable: the cache is down")
+        _cache_failed()
         return 0
 
 
 def count(scope: str, value: str) -> int:
     """Return the events counted for (scope, value) in the current window (0 if the cache is down)."""
+    if _cache_down():
+        return 0
     try:
-        return cache.get(_key(scope, value), 0)
+        return int(_client().get(_key(scope, value)) or 0)
     except CACHE_ERRORS:
+        _cache_failed()
         return 0
 
 
 def reset(scope: str, value: str) -> None:
     """Forget the count of (scope, value)."""
+    if _cache_down():
+        return
     try:
-        cache.delete(_key(scope, value))
+        _client().delete(_key(scope, value))
     except CACHE_ERRORS:
-        pass
+        _cache_failed()
+
+
+def forget_all() -> None:
+    """Forget every count, and any past Redis error (tests start from none)."""
+    global _cache_down_until
+    _cache_down_until = 0.0
+    client = _client()
+    if keys := list(client.scan_iter("throttle:*")):
+        client.delete(*keys)
 
 
 def too_many(request: HttpRequest, *, minutes: int) -> HttpResponse:
@@ -87,8 +129,7 @@ def signup_allowed(request: HttpRequest, *, email: str) -> bool:
     """Count a signup attempt; False once the client or the address is over its limit."""
     window = settings.THROTTLE_SIGNUP_WINDOW
     by_client = hit("signup-ip", client_ip(request), window=window)
-    # 0: the cache is down; don't wait for it a second time.
-    by_address = hit("signup-email", email.strip(), window=window) if email and by_client else 0
+    by_address = hit("signup-email", email.strip(), window=window) if email else 0
     return by_client <= settings.THROTTLE_SIGNUPS_PER_CLIENT and by_address <= settings.THROTTLE_SIGNUPS_PER_ADDRESS
 
 

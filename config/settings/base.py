@@ -171,14 +171,7 @@ EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=60)
 
 # CELERY (Redis broker)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
-# The shared cache (the abuse limits count in it): the same Redis, keys under their own prefix, and
-# the publisher's timeouts: a down or frozen Redis must not hold a request.
-CACHE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "cache"}
-}
-
-# ABUSE LIMITS (users/throttle.py), on in every settings module.
+# ABUSE LIMITS (users/throttle.py, counted in REDIS_URL), on in every settings module.
 # Proxies in front of the site that append X-Forwarded-For (0: use the connection's address).
 THROTTLE_TRUSTED_PROXIES = env.int("THROTTLE_TRUSTED_PROXIES", default=0)
 THROTTLE_SIGNUP_WINDOW = env.int("THROTTLE_SIGNUP_WINDOW", default=3600)

@@ -13,9 +13,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A Redis of its own when none is reachable, so the suite runs on a bare machine.
 REDIS_URL = ensure_redis(env.str("REDIS_URL", default="redis://127.0.0.1:6379/15"))
 CELERY_BROKER_URL = REDIS_URL
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "test"}
-}
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so the real worker of the end-to-end tests shares the test database.
