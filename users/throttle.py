@@ -79,9 +79,10 @@ def hit(scope: str, value: str, *, window: int) -> int:
     key = _key(scope, value)
     try:
         with _client().pipeline(transaction=True) as pipe:
+            # The window starts at the first event (SET NX, not EXPIRE NX: Redis 6 has no such option).
+            pipe.set(key, 0, ex=window, nx=True)
             pipe.incr(key)
-            pipe.expire(key, window, nx=True)  # the window starts at the first event
-            counted, _expiry = pipe.execute()
+            _created, counted = pipe.execute()
         return int(counted)
     except CACHE_ERRORS:
         _cache_failed()
