@@ -23,6 +23,14 @@ def _now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+def _normalise(event: Any) -> None:
+    """Check and normalise the fields every event has: an aware time in UTC, a UUID id (frozen: once)."""
+    if event.occurred_at.tzinfo is None or event.occurred_at.utcoffset() is None:
+        raise ValueError(f"{type(event).__name__}.occurred_at must be timezone-aware")
+    object.__setattr__(event, "occurred_at", event.occurred_at.astimezone(UTC))
+    object.__setattr__(event, "event_id", UUID(str(event.event_id)))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class UserCreated:
     """A user was created and the creating transaction committed."""
@@ -37,12 +45,8 @@ class UserCreated:
     version: int = 1
 
     def __post_init__(self) -> None:
-        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
-            raise ValueError("UserCreated.occurred_at must be timezone-aware")
-        # Frozen: normalise through object.__setattr__, once, at construction.
-        object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
+        _normalise(self)
         object.__setattr__(self, "source", UserCreationSource(self.source))
-        object.__setattr__(self, "event_id", UUID(str(self.event_id)))
 
     def to_dict(self) -> dict[str, Any]:
         """Return the event as JSON-compatible data."""
@@ -92,10 +96,7 @@ class UserPrivilegesChanged:
     version: int = 1
 
     def __post_init__(self) -> None:
-        if self.occurred_at.tzinfo is None or self.occurred_at.utcoffset() is None:
-            raise ValueError("UserPrivilegesChanged.occurred_at must be timezone-aware")
-        object.__setattr__(self, "occurred_at", self.occurred_at.astimezone(UTC))
-        object.__setattr__(self, "event_id", UUID(str(self.event_id)))
+        _normalise(self)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the event as JSON-compatible data."""
