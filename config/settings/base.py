@@ -181,6 +181,8 @@ THROTTLE_LOGIN_WINDOW = env.int("THROTTLE_LOGIN_WINDOW", default=900)
 THROTTLE_LOGIN_FAILURES_PER_CLIENT = env.int("THROTTLE_LOGIN_FAILURES_PER_CLIENT", default=20)
 THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = env.int("THROTTLE_LOGIN_FAILURES_PER_ACCOUNT", default=5)
 CELERY_BROKER_URL = REDIS_URL
+# Kombu's Redis transport, but one that sets aside a queue item it cannot read instead of dying on it.
+CELERY_BROKER_TRANSPORT = "events.broker:Transport"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Redis redelivers a message not acknowledged within this time: it must outlast the longest

@@ -1,0 +1,119 @@
+"""The broker transport sets aside what it cannot read (the fault suite runs it in a real worker)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from io import StringIO
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+from config.celery_app import app as celery_app
+from events.api import get_consumer
+from events.broker import DEAD_LETTER_KEY, Transport, Unreadable, check_task, dead_letters, read_envelope
+from tests.broker import drain_queue
+
+SECRET = "s3cr3t-content"
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.delete(DEAD_LETTER_KEY)
+    yield client
+    client.delete(DEAD_LETTER_KEY)
+
+
+@pytest.fixture
+def envelope(consumer_names: list[str], client: redis.Redis) -> dict[str, Any]:
+    """A real doorbell as the project enqueues it."""
+    consumer = get_consumer(consumer_names[0])
+    consumer.task.apply_async()
+    return json.loads(client.rpop(consumer.queue))
+
+
+def _body(value: Any) -> str:
+    return base64.b64encode(json.dumps(value).encode()).decode()
+
+
+def test_the_project_uses_the_transport() -> None:
+    with celery_app.connection_for_read() as connection:
+        assert connection.transport_cls is Transport or isinstance(connection.transport, Transport)
+
+
+def test_a_real_message_reads(envelope: dict[str, Any]) -> None:
+    assert read_envelope(json.dumps(envelope).encode()) == envelope
+    check_task(envelope)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\x00" + SECRET.encode(), "not JSON"),
+        (json.dumps(SECRET).encode(), "a JSON str, not a message envelope"),
+        (json.dumps([SECRET]).encode(), "a JSON list, not a message envelope"),
+        (json.dumps({"body": SECRET}).encode(), "no message properties"),
+        (json.dumps({"properties": {"delivery_tag": "x"}, "headers": [SECRET]}).encode(), "headers are not a mapping"),
+    ],
+)
+def test_an_item_that_is_not_an_envelope_is_unreadable(raw: bytes, reason: str) -> None:
+    with pytest.raises(Unreadable) as raised:
+        read_envelope(raw)
+    assert str(raised.value) == reason
+    assert SECRET not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"body": "!!" + SECRET}, "body is not valid base64"),
+        ({"body": base64.b64encode(SECRET.encode()).decode()}, "body does not decode"),
+        ({"body": _body(SECRET)}, "body is not a task's arguments"),
+        ({"body": _body([[], {}, SECRET])}, "body is not a task's arguments"),
+        ({"content-type": "application/x-python-serialize"}, "content type not accepted"),
+        ({"headers": {}}, "no task name or id"),
+        ({"headers": {"task": "nobody.knows", "id": "1"}}, "unknown task"),
+    ],
+)
+def test_a_task_message_that_does_not_unpack_is_unreadable(
+    envelope: dict[str, Any], change: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(Unreadable) as raised:
+        check_task({**envelope, **change})
+    assert str(raised.value) == reason
+
+
+def test_a_get_sets_garbage_aside_and_returns_the_next_real_message(
+    consumer_names: list[str], client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = get_consumer(consumer_names[0])
+    consumer.task.apply_async()
+    client.rpush(consumer.queue, b"\xff" + SECRET.encode(), json.dumps(SECRET))  # read before the real one
+
+    found = drain_queue(celery_app, consumer.queue)
+
+    assert [task.name for task in found] == [consumer.task.name]
+    letters = dead_letters(client)
+    assert sorted(letter.raw for letter in letters) == sorted([b"\xff" + SECRET.encode(), json.dumps(SECRET).encode()])
+    assert {letter.queue for letter in letters} == {consumer.queue}
+    assert SECRET not in caplog.text
+    assert caplog.text.count("Set aside an unreadable message") == 2
+
+
+def test_the_command_lists_without_content_and_clears(client: redis.Redis, consumer_names: list[str]) -> None:
+    queue = get_consumer(consumer_names[0]).queue
+    client.lpush(queue, SECRET)
+    drain_queue(celery_app, queue)
+
+    out = StringIO()
+    call_command("broker_dead_letters", stdout=out)
+    assert "1 item(s) set aside" in out.getvalue() and "not JSON" in out.getvalue()
+    assert SECRET not in out.getvalue()
+
+    call_command("broker_dead_letters", "--clear", stdout=StringIO())
+    assert client.llen(DEAD_LETTER_KEY) == 0
