@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
+from audit.models import AuditEntry
 from events.api import publish
 from users.events import UserCreated, UserCreationSource
 from users.models import User
@@ -42,3 +44,16 @@ class UserCreatedFactory(factory.Factory[UserCreated]):
         event = model_class(*args, **kwargs)
         publish(signal=user_created, event=event)
         return event
+
+
+class AuditEntryFactory(DjangoModelFactory[AuditEntry]):
+    """An audit entry inserted directly, for a user that need not exist (entries outlive users)."""
+
+    class Meta:
+        model = AuditEntry
+
+    action = AuditEntry.Action.USER_CREATED
+    target_user_id = factory.Sequence(lambda n: n + 1)
+    source = "service"
+    event_id = factory.Faker("uuid4", cast_to=None)
+    occurred_at = factory.LazyFunction(timezone.now)
