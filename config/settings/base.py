@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,14 @@ THROTTLE_LOGIN_WINDOW = env.int("THROTTLE_LOGIN_WINDOW", default=900)
 THROTTLE_LOGIN_FAILURES_PER_CLIENT = env.int("THROTTLE_LOGIN_FAILURES_PER_CLIENT", default=20)
 THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = env.int("THROTTLE_LOGIN_FAILURES_PER_ACCOUNT", default=5)
 CELERY_BROKER_URL = REDIS_URL
+
+
+def broker_use_ssl(url: str) -> dict[str, Any] | None:
+    """Verify a rediss:// broker's certificate (kombu alone would connect with CERT_NONE, unverified)."""
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED} if url.startswith("rediss://") else None
+
+
+CELERY_BROKER_USE_SSL = broker_use_ssl(REDIS_URL)
 # Kombu's Redis transport, but one that sets aside a queue item it cannot read instead of dying on it.
 CELERY_BROKER_TRANSPORT = "events.broker:Transport"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

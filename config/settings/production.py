@@ -3,14 +3,11 @@
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from config.security import refuse_unsafe_crm_url
+from config.security import refuse_unsafe_crm_url, refuse_unsafe_redis_url
 
 from . import dotenv  # noqa: F401  (loads .env before base reads the environment)
 from .base import *  # noqa: F403
-from .base import CRM_API_URL, MIDDLEWARE, env
-
-# The contact's e-mail and name go to CRM_API_URL: refuse to start if it could be intercepted.
-refuse_unsafe_crm_url(CRM_API_URL)
+from .base import CRM_API_URL, MIDDLEWARE, REDIS_URL, env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
@@ -18,6 +15,11 @@ if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
     # Sessions, password resets and CSRF tokens are signed with it: refuse to start with a guessable one.
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be at least 50 characters of 5 or more different ones.")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+
+# The contact's e-mail and name go to CRM_API_URL: refuse to start if it could be intercepted.
+refuse_unsafe_crm_url(CRM_API_URL)
+# Whoever can write to Redis can ring, flood or wipe the queues: a password, and TLS across a network.
+refuse_unsafe_redis_url(REDIS_URL)
 
 # SECURITY
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -3,7 +3,7 @@
 from devtools.redis_server import ensure_redis
 
 from .base import *  # noqa: F403
-from .base import BASE_DIR, DATABASES, env
+from .base import BASE_DIR, DATABASES, broker_use_ssl, env
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="test-only-secret-key-never-used-outside-the-test-suite")
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
@@ -13,6 +13,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # A Redis of its own when none is reachable, so the suite runs on a bare machine.
 REDIS_URL = ensure_redis(env.str("REDIS_URL", default="redis://127.0.0.1:6379/15"))
 CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_USE_SSL = broker_use_ssl(REDIS_URL)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The test runner empties tables between tests (TRUNCATE): lift the audit log's append-only

@@ -28,7 +28,8 @@ def production_env(**changes: str) -> dict[str, str]:
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        # Redis on this machine may be plain text, never without a password (no request here reaches it).
+        "REDIS_URL": "redis://:redis-secret@127.0.0.1:6379/0",
         **changes,
     }
 

@@ -24,7 +24,7 @@ def test_deploy_checks_pass_under_production_settings() -> None:
         "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
         "CRM_API_URL": "https://crm.example.com/api",
         "CRM_API_KEY": "crm-secret",
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
         "HOME": os.environ.get("HOME", "/tmp"),
         "DJANGO_READ_DOT_ENV": "false",
     }
@@ -152,3 +152,39 @@ def test_production_accepts_an_https_crm_url() -> None:
     from config.security import refuse_unsafe_crm_url
 
     refuse_unsafe_crm_url("https://crm.example.com/api")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",  # no password
+        "rediss://redis.example.com:6380/0",  # no password
+        "redis://:secret@redis.example.com:6379/0",  # a password in clear text across a network
+        "redis://user:secret@10.0.0.5:6379/0",
+    ],
+)
+def test_production_refuses_a_redis_url_without_a_password_or_tls(url: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.security import refuse_unsafe_redis_url
+
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL"):
+        refuse_unsafe_redis_url(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["rediss://:secret@redis.example.com:6380/0", "redis://:secret@127.0.0.1:6379/0", "unix:///run/redis.sock"]
+)
+def test_production_accepts_a_redis_url_with_a_password_over_tls_or_on_this_machine(url: str) -> None:
+    from config.security import refuse_unsafe_redis_url
+
+    refuse_unsafe_redis_url(url)
+
+
+def test_a_rediss_broker_verifies_its_certificate() -> None:
+    import ssl
+
+    from config.settings.base import broker_use_ssl
+
+    assert broker_use_ssl("rediss://:secret@redis.example.com:6380/0") == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    assert broker_use_ssl("redis://127.0.0.1:6379/0") is None
