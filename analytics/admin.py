@@ -8,6 +8,7 @@ from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 
 from analytics.models import AnalyticsEvent
+from events.api import event_link
 
 SIGNUP_DAYS_SHOWN = 30
 
@@ -16,9 +17,11 @@ SIGNUP_DAYS_SHOWN = 30
 class AnalyticsEventAdmin(admin.ModelAdmin):
     """Tracked events, read-only, with the number of signups per day above the list."""
 
-    list_display = ("occurred_at", "name", "user", "properties", "event_id")
+    list_display = ("occurred_at", "name", "user", "properties", "event")
     list_filter = ("name",)
-    search_fields = ("=event_id", "=user__id")
+    search_fields = ("=event_id", "=user__id", "user__email")
+    search_help_text = "An event id, a user id, or (part of) the user's e-mail address."
+    actions = None  # No bulk delete: these are records of what happened.
     date_hierarchy = "occurred_at"
     list_select_related = ("user",)
 
@@ -32,6 +35,10 @@ class AnalyticsEventAdmin(admin.ModelAdmin):
         )
         extra_context = {**(extra_context or {}), "signups_per_day": list(signups_per_day)}
         return super().changelist_view(request, extra_context=extra_context)
+
+    @admin.display(description="event", ordering="event_id")
+    def event(self, record: AnalyticsEvent) -> str:
+        return event_link(record.event_id)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -27,15 +27,20 @@ class AuditEntry(models.Model):
     class Action(models.TextChoices):
         USER_CREATED = "user.created", "User created"
         PRIVILEGES_CHANGED = "user.privileges_changed", "Privileges changed"
+        CONSUMER_PAUSED = "consumer.paused", "Consumer paused"
+        CONSUMER_RESUMED = "consumer.resumed", "Consumer resumed"
+        DELIVERIES_REPLAYED = "deliveries.replayed", "Deliveries replayed"
 
     action = models.CharField(max_length=64, choices=Action.choices)
     # Plain ids, not foreign keys: an entry stays, unchanged, when the user it names is deleted.
     actor_id = models.PositiveBigIntegerField("actor id", null=True, blank=True, db_index=True)
-    target_user_id = models.PositiveBigIntegerField("target user id", db_index=True)
+    # None for what an operator did to the delivery core (pause, resume, replay): it names no user.
+    target_user_id = models.PositiveBigIntegerField("target user id", null=True, blank=True, db_index=True)
     source = models.CharField(max_length=32)
     event_id = models.UUIDField()
     occurred_at = models.DateTimeField(db_index=True)
-    # What changed, e.g. {"is_superuser": [false, true]}: privileges, never personal data.
+    # What changed, e.g. {"is_superuser": [false, true]}, or what an operator acted on (consumers,
+    # how many deliveries): privileges and ids, never personal data.
     details = models.JSONField(default=dict, blank=True)
     recorded_at = models.DateTimeField(auto_now_add=True)
 

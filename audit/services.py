@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audit.models import AuditEntry
+from events.api import OperatorActed
 from users.events import UserCreated, UserPrivilegesChanged
 
 
@@ -51,6 +52,25 @@ def audit_entries_record_privileges_changed(*, events: list[UserPrivilegesChange
                 source="admin",
                 occurred_at=event.occurred_at,
                 details=event.changes,
+            )
+            for event in events
+        ],
+        ignore_conflicts=True,  # the unique (event_id, action): a redelivered event adds nothing
+    )
+
+
+def audit_entries_record_operator_actions(*, events: list[OperatorActed]) -> None:
+    """Record who paused, resumed or replayed what, in one insert."""
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                event_id=event.event_id,
+                action=AuditEntry.Action(event.action),
+                actor_id=event.actor_id,
+                target_user_id=None,
+                source=event.source,
+                occurred_at=event.occurred_at,
+                details={"consumers": list(event.consumers), "count": event.count, **event.details},
             )
             for event in events
         ],

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from audit.services import audit_entries_record_privileges_changed, audit_entries_record_user_created
-from events.api import consumer
+from audit.services import (
+    audit_entries_record_operator_actions,
+    audit_entries_record_privileges_changed,
+    audit_entries_record_user_created,
+)
+from events.api import OperatorActed, consumer, operator_acted
 from users.events import UserCreated, UserPrivilegesChanged
 from users.signals import user_created, user_privileges_changed
 
@@ -18,3 +22,9 @@ def record_user_created(events: list[UserCreated]) -> None:
 def record_privileges_changed(events: list[UserPrivilegesChanged]) -> None:
     """Record UserPrivilegesChanged events in the audit log."""
     audit_entries_record_privileges_changed(events=events)
+
+
+@consumer(operator_acted, atomic=True, many=True, batch_size=100)
+def record_operator_action(events: list[OperatorActed]) -> None:
+    """Record what operators did to the delivery core (pause, resume, replay) in the audit log."""
+    audit_entries_record_operator_actions(events=events)

@@ -1,18 +1,46 @@
 from __future__ import annotations
 
+from datetime import datetime, time
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 
+from events import dashboard
+from events.dashboard import event_link
 from events.models import Delivery, DeliveryAttempt, Event
+from events.operations import consumer_pause, consumer_resume, deliveries_replay
 from events.registry import consumers, get_consumer
-from events.replay import deliveries_for_replay, delivery_replay
+from events.replay import deliveries_for_replay, events_missing_deliveries
+
+
+def users_matching(term: str) -> QuerySet[Any]:
+    """Return the ids of the users whose e-mail address contains term (joined at query time, never copied)."""
+    return get_user_model().objects.filter(email__icontains=term.strip()).values("pk")
+
+
+def user_link(user_id: int | None) -> str:
+    """Link a user id to the user's page, where every side effect for that user is listed."""
+    if user_id is None:
+        return "—"
+    opts = get_user_model()._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[user_id])
+    return format_html('<a href="{}">user #{}</a>', url, user_id)
+
+
+def can_replay(request: HttpRequest) -> bool:
+    """Return whether the user may replay deliveries (a permission of its own, not "change")."""
+    return request.user.has_perm("events.replay_delivery")
 
 
 class DeliveryInline(admin.TabularInline):
@@ -41,12 +69,28 @@ class DeliveryInline(admin.TabularInline):
 class EventAdmin(admin.ModelAdmin):
     """Published events, read-only: they are facts. Each lists its deliveries."""
 
-    list_display = ("id", "name", "version", "occurred_at")
+    list_display = ("id", "name", "user_link", "occurred_at")
     list_filter = ("name",)
     search_fields = ("=id",)
+    search_help_text = "An event id, or (part of) the e-mail address of the user it is about."
     date_hierarchy = "occurred_at"
-    readonly_fields = ("id", "name", "version", "payload", "occurred_at")
+    readonly_fields = ("id", "name", "version", "user_link", "payload", "occurred_at")
     inlines = [DeliveryInline]
+    actions = None
+
+    @admin.display(description="user", ordering="user_id")
+    def user_link(self, event: Event) -> str:
+        return user_link(event.user_id)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
+    ) -> tuple[QuerySet[Event], bool]:
+        if "@" in search_term:
+            return queryset.filter(user_id__in=users_matching(search_term)), False
+        try:
+            return super().get_search_results(request, queryset, search_term)
+        except ValidationError:  # not a UUID: nothing matches (never a 500)
+            return queryset.none(), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -85,17 +129,29 @@ class DeliveryAttemptInline(admin.TabularInline):
 class DeliveryAdmin(admin.ModelAdmin):
     """Deliveries and dead letters: see why one failed, replay one, or replay all failed of a consumer."""
 
-    list_display = ("event", "consumer", "status", "attempts", "retries", "due_at", "updated_at", "error")
+    # Few, narrow columns: the last error must be readable without scrolling at 1280 px.
+    list_display = ("event_id_link", "consumer", "status", "attempts", "due", "error")
     list_filter = ("status", "consumer")
     search_fields = ("=event__id",)
+    search_help_text = "An event id, or (part of) the e-mail address of the user the event is about."
     list_select_related = ("event",)
     date_hierarchy = "created_at"
     actions = ["replay_selected"]
     readonly_fields = (
-        "event", "consumer", "status", "attempts", "retries", "retry_schedule", "due_at", "lease_owner",
-        "lease_until", "created_at", "updated_at", "completed_at", "last_error",
+        "event_id_link", "user_link", "consumer", "status", "attempts", "retries", "retry_schedule", "due",
+        "lease_owner", "lease_until", "created_at", "updated_at", "completed_at", "lag", "last_error",
     )  # fmt: skip
+    fields = readonly_fields
     inlines = [DeliveryAttemptInline]
+    change_form_template = "admin/events/delivery/change_form.html"
+
+    @admin.display(description="event", ordering="event_id")
+    def event_id_link(self, delivery: Delivery) -> str:
+        return event_link(delivery.event_id)
+
+    @admin.display(description="user")
+    def user_link(self, delivery: Delivery) -> str:
+        return user_link(delivery.event.user_id)
 
     @admin.display(description="retry schedule")
     def retry_schedule(self, delivery: Delivery) -> str:
@@ -104,40 +160,157 @@ class DeliveryAdmin(admin.ModelAdmin):
         except KeyError:
             return "no such consumer is declared"
 
+    @admin.display(description="due", ordering="due_at")
+    def due(self, delivery: Delivery) -> str:
+        # Only a pending delivery is due; a done or failed one keeps its times in the attempt history.
+        if delivery.status != Delivery.Status.PENDING or delivery.due_at is None:
+            return "—"
+        return timezone.localtime(delivery.due_at).strftime("%Y-%m-%d %H:%M:%S")
+
+    @admin.display(description="lag (commit to done)")
+    def lag(self, delivery: Delivery) -> str:
+        return dashboard.format_seconds(dashboard.lag_seconds(delivery))
+
     @admin.display(description="last error")
     def error(self, delivery: Delivery) -> str:
-        return _last_line(delivery.last_error)
+        if delivery.status == Delivery.Status.DONE:
+            return ""
+        return format_html('<span class="relay-error">{}</span>', _last_line(delivery.last_error))
 
-    @admin.action(description="Replay the selected deliveries")
+    @admin.action(description="Replay the selected deliveries", permissions=["replay"])
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        count = delivery_replay(deliveries=list(queryset))
+        count = deliveries_replay(
+            deliveries=list(queryset), actor_id=request.user.pk, source="admin", scope={"selected": queryset.count()}
+        )
         self.message_user(
             request, f"Replayed {count} deliveries: due now (a running one finishes first).", messages.SUCCESS
         )
 
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        return can_replay(request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
+    ) -> tuple[QuerySet[Delivery], bool]:
+        if "@" in search_term:
+            return queryset.filter(event__user_id__in=users_matching(search_term)), False
+        try:
+            return super().get_search_results(request, queryset, search_term)
+        except ValidationError:  # not a UUID: nothing matches (never a 500)
+            return queryset.none(), False
+
     def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
         return [
-            path(
-                "replay-failed/<str:consumer>/",
-                self.admin_site.admin_view(self.replay_failed_view),
-                name="events_delivery_replay_failed",
-            ),
+            path("dashboard/", view(self.dashboard_view), name="events_dashboard"),
+            path("<int:pk>/replay/", view(self.replay_view), name="events_delivery_replay"),
+            path("replay-failed/<str:consumer>/", view(self.replay_failed_view), name="events_delivery_replay_failed"),
+            path("replay-since/<str:consumer>/", view(self.replay_since_view), name="events_delivery_replay_since"),
+            path("pause/<str:consumer>/", view(self.pause_view), name="events_consumer_pause"),
+            path("resume/<str:consumer>/", view(self.resume_view), name="events_consumer_resume"),
             *super().get_urls(),
         ]
+
+    def _back(self, request: HttpRequest, default: str) -> HttpResponseRedirect:
+        target = request.POST.get("next", "")
+        allowed = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+        return HttpResponseRedirect(target if target and allowed else default)
+
+    def replay_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Replay one delivery (POST only), then go back where the button was."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not can_replay(request):
+            return HttpResponse("You may not replay deliveries.", status=403)
+        delivery = Delivery.objects.filter(pk=pk).first()
+        if delivery is None:
+            return HttpResponse(status=404)
+        deliveries_replay(
+            deliveries=[delivery], actor_id=request.user.pk, source="admin", scope={"delivery": delivery.pk}
+        )
+        self.message_user(request, f"Replayed {delivery.consumer} for event {delivery.event_id}.", messages.SUCCESS)
+        return self._back(request, reverse("admin:events_delivery_change", args=[pk]))
 
     def replay_failed_view(self, request: HttpRequest, consumer: str) -> HttpResponse:
         """Replay every dead letter of one consumer (POST only)."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not self.has_change_permission(request):
-            return HttpResponse(status=403)
+        if not can_replay(request):
+            return HttpResponse("You may not replay deliveries.", status=403)
         try:
             declared = get_consumer(consumer)
         except KeyError:
             return HttpResponse(status=404)
-        count = delivery_replay(deliveries=list(deliveries_for_replay(consumers=[declared], failed=True)))
+        count = deliveries_replay(
+            deliveries=list(deliveries_for_replay(consumers=[declared], failed=True)),
+            actor_id=request.user.pk,
+            source="admin",
+            scope={"failed": True},
+        )
         self.message_user(request, f"Replayed {count} failed deliveries of {consumer}.", messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:events_delivery_changelist"))
+        return self._back(request, reverse("admin:events_delivery_changelist"))
+
+    def replay_since_view(self, request: HttpRequest, consumer: str) -> HttpResponse:
+        """Replay (backfill) a consumer for the events since a date (POST only); done deliveries stay done."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not can_replay(request):
+            return HttpResponse("You may not replay deliveries.", status=403)
+        try:
+            declared = get_consumer(consumer)
+        except KeyError:
+            return HttpResponse(status=404)
+        day = parse_date(request.POST.get("since", ""))
+        if day is None:
+            self.message_user(request, "Give the date to replay since (YYYY-MM-DD).", messages.ERROR)
+            return self._back(request, reverse("admin:events_dashboard"))
+        since = timezone.make_aware(datetime.combine(day, time.min))
+        count = deliveries_replay(
+            deliveries=list(deliveries_for_replay(consumers=[declared], since=since)),
+            missing=events_missing_deliveries(consumers=[declared], since=since),
+            actor_id=request.user.pk,
+            source="admin",
+            scope={"since": since.isoformat()},
+        )
+        self.message_user(request, f"Replayed {count} deliveries of {consumer} since {day}.", messages.SUCCESS)
+        return self._back(request, reverse("admin:events_dashboard"))
+
+    def pause_view(self, request: HttpRequest, consumer: str) -> HttpResponse:
+        """Pause a consumer (POST only): its deliveries wait until it is resumed."""
+        return self._switch(request, consumer, pause=True)
+
+    def resume_view(self, request: HttpRequest, consumer: str) -> HttpResponse:
+        """Resume a paused consumer (POST only): its backlog drains."""
+        return self._switch(request, consumer, pause=False)
+
+    def _switch(self, request: HttpRequest, consumer: str, *, pause: bool) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm("events.pause_consumer"):
+            return HttpResponse("You may not pause or resume consumers.", status=403)
+        try:
+            declared = get_consumer(consumer)
+        except KeyError:
+            return HttpResponse(status=404)
+        switch = consumer_pause if pause else consumer_resume
+        changed = switch(consumer=declared, actor_id=request.user.pk)
+        verb = "Paused" if pause else "Resumed"
+        self.message_user(request, f"{verb} {consumer}." if changed else f"{consumer} was already so.", messages.INFO)
+        return self._back(request, reverse("admin:events_dashboard"))
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """The catalogue of events and consumers, their state now, and charts of the last hours and days."""
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Event delivery dashboard",
+            "opts": self.opts,
+            "can_replay": can_replay(request),
+            "can_pause": request.user.has_perm("events.pause_consumer"),
+            **dashboard.overview(),
+        }
+        return TemplateResponse(request, "admin/events/dashboard.html", context)
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         summary = (
@@ -163,10 +336,21 @@ class DeliveryAdmin(admin.ModelAdmin):
             # Overdue for longer than a few sweep intervals means the sweep (beat) is not running.
             "overdue_seconds": None if oldest_due is None else int((timezone.now() - oldest_due).total_seconds()),
             "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,
+            "can_replay": can_replay(request),
         }
         return super().changelist_view(request, extra_context=extra_context)
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_replay": can_replay(request)}
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    # Read-only: a delivery changes by its worker, by replay or by pause, never by a form.
+    def has_change_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Delivery | None = None) -> bool:

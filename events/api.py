@@ -4,10 +4,14 @@
 - `consumer`, `Consumer`, `consumers`, `consumers_of`, `get_consumer`: a side effect declared once, and the
   registry.
 - `RetrySchedule`, `PermanentError`, `TransientError`, `is_transient`: how failures are retried.
+- `operator_acted`, `OperatorActed`: operators paused, resumed or replayed (the audit log records them).
+- `user_side_effects`, `event_link`: the operator's pages (a user's deliveries; an event id as a link).
 """
 
 from __future__ import annotations
 
+from events.dashboard import event_link, user_side_effects
+from events.operations import OperatorActed, operator_acted
 from events.publishing import DomainEvent, publish
 from events.registry import Consumer, consumer, consumers, consumers_of, get_consumer
 from events.retry import PermanentError, RetrySchedule, TransientError, is_transient
@@ -17,13 +21,17 @@ __all__ = [
     "Consumer",
     "DomainEvent",
     "EventSignal",
+    "OperatorActed",
     "PermanentError",
     "RetrySchedule",
     "TransientError",
     "consumer",
     "consumers",
     "consumers_of",
+    "event_link",
     "get_consumer",
     "is_transient",
+    "operator_acted",
     "publish",
+    "user_side_effects",
 ]

@@ -18,7 +18,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from events.models import Delivery, DeliveryAttempt
+from events.models import ConsumerControl, Delivery, DeliveryAttempt
 
 ERROR_KEPT = 4000
 
@@ -232,3 +232,13 @@ def prune(*, chunk: int = 5000) -> int:
         DeliveryAttempt.objects.filter(delivery_id__in=ids).delete()
         deleted += Delivery.objects.filter(pk__in=ids).delete()[1].get(Delivery._meta.label, 0)
     return deleted
+
+
+def paused_consumers() -> set[str]:
+    """Return the names of the consumers an operator has paused."""
+    return set(ConsumerControl.objects.filter(paused=True).values_list("consumer", flat=True))
+
+
+def consumer_is_paused(name: str) -> bool:
+    """Return whether an operator has paused the consumer called name."""
+    return ConsumerControl.objects.filter(consumer=name, paused=True).exists()

@@ -54,6 +54,9 @@ class Event(models.Model):
     version = models.PositiveSmallIntegerField()
     payload = models.JSONField()
     occurred_at = models.DateTimeField(db_index=True)
+    # The user an event is about, when it is about one (its `user_id`): "did user X get everything?"
+    # is an index lookup. A plain id, not a foreign key: the log outlives the users it names.
+    user_id = models.PositiveBigIntegerField("user id", null=True, blank=True, db_index=True)
 
     objects = EventManager()
 
@@ -89,6 +92,7 @@ class Delivery(models.Model):
 
     class Meta:
         verbose_name_plural = "deliveries"
+        permissions = [("replay_delivery", "Can replay deliveries")]
         ordering = ["-created_at", "consumer"]
         constraints = [
             models.UniqueConstraint(fields=["event", "consumer"], name="events_one_delivery_per_event_consumer"),
@@ -134,6 +138,21 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}: {self.outcome}"
+
+
+class ConsumerControl(models.Model):
+    """An operator's switch for one consumer: while paused, its deliveries wait, due, and nothing runs them."""
+
+    consumer = models.CharField(max_length=100, unique=True)
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by_id = models.PositiveBigIntegerField("changed by (user id)", null=True, blank=True)
+
+    class Meta:
+        permissions = [("pause_consumer", "Can pause and resume a consumer")]
+
+    def __str__(self) -> str:
+        return f"{self.consumer}: {'paused' if self.paused else 'running'}"
 
 
 class SweepRun(models.Model):

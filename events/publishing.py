@@ -41,7 +41,10 @@ BROKER_ERRORS: tuple[type[Exception], ...] = (
 
 
 class DomainEvent(Protocol):
-    """What every domain event offers: an id, a time, a name, a version and a JSON form."""
+    """What every domain event offers: an id, a time, a name, a version and a JSON form.
+
+    An event about a user also has `user_id`: the ledger stores it so a user's side effects are found by it.
+    """
 
     name: ClassVar[str]
     event_id: UUID
@@ -72,6 +75,8 @@ def publish(*, signal: EventSignal, event: DomainEvent) -> None:
             "version": event.version,
             "payload": event.to_dict(),
             "occurred_at": event.occurred_at,
+            # An event about a user says which (`user_id`): the ledger indexes it for operators.
+            "user_id": getattr(event, "user_id", None),
         },
         delivery_rows=[
             {

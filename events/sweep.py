@@ -25,7 +25,12 @@ def sweep() -> list[str]:
     """
     if not _take_turn():
         return []
-    owed = [declared for declared in consumers() if ledger.due(consumer=declared.name).exists()]
+    paused = ledger.paused_consumers()
+    owed = [
+        declared
+        for declared in consumers()
+        if declared.name not in paused and ledger.due(consumer=declared.name).exists()
+    ]
     with doorbells() as batch:
         for declared in owed:
             declared.ring(force=True)

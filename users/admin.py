@@ -5,8 +5,9 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
+from events.api import user_side_effects
 from users.events import UserCreationSource
 from users.forms import UserChangeForm, UserCreationForm
 from users.models import User
@@ -31,6 +32,22 @@ class UserAdmin(DjangoUserAdmin):
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "name", "password1", "password2")}),)
+    # Above the form: every side effect of the user's events, so "did user X get everything?" is one page.
+    change_form_template = "admin/users/user/change_form.html"
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        user = self.get_object(request, object_id)
+        side_effects = user_side_effects(user_id=user.pk) if user is not None else []
+        extra_context = {
+            **(extra_context or {}),
+            "side_effects": side_effects,
+            "side_effects_pending": sum(1 for delivery in side_effects if delivery.status == "pending"),
+            "side_effects_failed": sum(1 for delivery in side_effects if delivery.status == "failed"),
+            "can_replay": request.user.has_perm("events.replay_delivery"),
+        }
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
 
     def save_form(self, request: HttpRequest, form: ModelForm, change: bool) -> Any:
         if change:

@@ -3,11 +3,13 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from config.celery_app import app
 from events.models import Delivery
+from events.testing import run_due
 from tests.broker import drain_queue
-from tests.factories import UserCreatedFactory
+from tests.factories import UserCreatedFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -105,3 +107,76 @@ def test_delivery_list_tells_how_long_the_oldest_delivery_is_overdue(staff_clien
 
     assert 90 <= response.context["overdue_seconds"] < 100
     assert "oldest overdue for" in response.text
+
+
+def test_a_delivery_page_is_read_only_with_a_replay_button(staff_client: Client) -> None:
+    UserCreatedFactory()
+    delivery = Delivery.objects.get(consumer=CRM)
+
+    response = staff_client.get(reverse("admin:events_delivery_change", args=[delivery.pk]))
+
+    assert response.status_code == 200
+    assert 'name="_save"' not in response.text and 'name="_continue"' not in response.text
+    assert reverse("admin:events_delivery_replay", args=[delivery.pk]) in response.text
+
+
+def test_deliveries_are_found_by_the_user_s_e_mail_address(staff_client: Client) -> None:
+    ann = UserCreatedFactory(user_id=UserFactory(email="ann@example.com").pk)
+    UserCreatedFactory(user_id=UserFactory(email="bob@example.com").pk)
+
+    response = staff_client.get(reverse("admin:events_delivery_changelist"), {"q": "ann@example"})
+    events = staff_client.get(reverse("admin:events_event_changelist"), {"q": "ann@example"})
+    nonsense = staff_client.get(reverse("admin:events_delivery_changelist"), {"q": "not-a-uuid"})
+
+    assert {d.event_id for d in response.context["cl"].result_list} == {ann.event_id}
+    assert [e.pk for e in events.context["cl"].result_list] == [ann.event_id]
+    assert nonsense.status_code == 200 and not nonsense.context["cl"].result_list
+    # Joined through the user: the ledger holds the user's id, never the address.
+    assert not Delivery.objects.filter(last_error__contains="ann@").exists()
+
+
+def test_a_done_delivery_shows_no_stale_error_or_due_time(staff_client: Client) -> None:
+    UserCreatedFactory()
+    Delivery.objects.filter(consumer=CRM).update(
+        status=Delivery.Status.DONE, last_error="TimeoutError: an old one", completed_at=timezone.now()
+    )
+
+    response = staff_client.get(reverse("admin:events_delivery_changelist"), {"consumer": CRM})
+
+    assert "an old one" not in response.text
+
+
+def test_no_bulk_delete_on_the_ledger_or_side_effect_records(staff_client: Client) -> None:
+    from django.contrib import admin as django_admin
+
+    from events.models import Event
+
+    for model in (Delivery, Event, *_side_effect_models()):
+        model_admin = django_admin.site._registry[model]
+        request = staff_client.get(reverse("admin:index")).wsgi_request
+        assert "delete_selected" not in model_admin.get_actions(request), model
+
+
+def _side_effect_models() -> list[type]:
+    from analytics.models import AnalyticsEvent
+    from audit.models import AuditEntry
+    from crm.models import ContactSync
+    from notifications.models import Notification
+
+    return [AnalyticsEvent, AuditEntry, ContactSync, Notification]
+
+
+@pytest.mark.parametrize("model_name", ["analytics.analyticsevent", "audit.auditentry", "notifications.notification"])
+def test_side_effect_records_are_found_by_the_user_s_e_mail_address(staff_client: Client, model_name: str) -> None:
+    for email in ("ann@example.com", "bob@example.com"):
+        UserCreatedFactory(user_id=UserFactory(email=email).pk)
+    run_due()
+    app_label, model = model_name.split(".")
+
+    response = staff_client.get(reverse(f"admin:{app_label}_{model}_changelist"), {"q": "ann@"})
+
+    assert response.status_code == 200
+    results = list(response.context["cl"].result_list)
+    assert results and all(getattr(r, "user_id", None) or r.target_user_id for r in results)
+    ann = UserFactory._meta.model.objects.get(email="ann@example.com").pk
+    assert {getattr(r, "user_id", None) or r.target_user_id for r in results} == {ann}

@@ -4,8 +4,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from events.models import Event
-from tests.factories import UserFactory
+from events.models import Delivery, Event
+from events.testing import run_due
+from tests.factories import UserCreatedFactory, UserFactory
 from users.events import UserCreated, UserCreationSource
 from users.models import User
 
@@ -148,3 +149,31 @@ def test_a_change_that_leaves_privileges_alone_is_not_audited(staff_client) -> N
     assert response.status_code == 302
     assert not Event.objects.filter(name="user.privileges_changed").exists()
     assert not AuditEntry.objects.exists()
+
+
+def test_the_user_page_shows_every_side_effect_with_its_state_error_and_a_replay_button(
+    staff_client: Client, consumer_names: list[str]
+) -> None:
+    # given: a user whose signup's effects all ran, the CRM's for good with an error
+    user = UserFactory(email="ann@example.com")
+    UserCreatedFactory(user_id=user.pk)
+    run_due(*[name for name in consumer_names if name != "crm.sync_contact"])
+    crm = Delivery.objects.get(consumer="crm.sync_contact")
+    Delivery.objects.filter(pk=crm.pk).update(
+        status=Delivery.Status.FAILED, attempts=1, last_error="Traceback\nCRMPermanentError: HTTP 400"
+    )
+
+    # when
+    response = staff_client.get(reverse("admin:users_user_change", args=[user.pk]))
+
+    # then: one row per consumer, its state, the failure's reason, a replay button and links
+    assert response.status_code == 200
+    rows = {delivery.consumer: delivery for delivery in response.context["side_effects"]}
+    assert set(rows) == set(consumer_names)
+    assert {name: rows[name].state for name in consumer_names} == {
+        name: "failed" if name == "crm.sync_contact" else "done" for name in consumer_names
+    }
+    assert "CRMPermanentError: HTTP 400" in response.text and "1 failed" in response.text
+    assert reverse("admin:events_delivery_replay", args=[crm.pk]) in response.text
+    assert reverse("admin:events_event_change", args=[crm.event_id]) in response.text
+    assert response.text.index('id="side-effects"') < response.text.index('name="_save"')

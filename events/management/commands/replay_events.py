@@ -10,8 +10,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from events.operations import deliveries_replay
 from events.registry import consumers, consumers_matching
-from events.replay import deliveries_for_replay, delivery_replay, events_missing_deliveries
+from events.replay import deliveries_for_replay, events_missing_deliveries
 
 
 def _since(value: str) -> datetime:
@@ -71,5 +72,11 @@ class Command(BaseCommand):
         if options["dry_run"]:
             self.stdout.write(f"Dry run: {len(deliveries) + len(missing)} deliveries would run; nothing changed.")
             return
-        count = delivery_replay(deliveries=deliveries, missing=missing)
+        scope = {
+            "event": str(options["event"]) if options["event"] else None,
+            "failed": options["failed"],
+            "since": options["since"].isoformat() if options["since"] else None,
+        }
+        # The audit log records the replay; a command has no user to name, only its source.
+        count = deliveries_replay(deliveries=deliveries, missing=missing, actor_id=None, source="cli", scope=scope)
         self.stdout.write(self.style.SUCCESS(f"Replayed {count} deliveries: due now, their consumers rung."))

@@ -1,0 +1,236 @@
+"""What the operator's pages show: the catalogue from the running code, each consumer's state, lag and charts."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Min, Prefetch, Q
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import TruncDate, TruncMinute
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from events import charts
+from events.ledger import paused_consumers
+from events.models import Delivery, DeliveryAttempt, Event
+from events.registry import consumers_of
+from events.signals import event_signals
+from events.sweep import last_sweep
+
+LAG_WINDOW = timedelta(hours=1)
+# The lag percentiles are over the newest deliveries of the window, at most this many per consumer.
+LAG_SAMPLE = 5000
+EVENT_DAYS = 14
+
+
+def lag_seconds(delivery: Delivery) -> float | None:
+    """Return the seconds from the event's commit to the delivery's completion, None while not done."""
+    if delivery.completed_at is None or delivery.status != Delivery.Status.DONE:
+        return None
+    return max(0.0, (delivery.completed_at - delivery.created_at).total_seconds())
+
+
+def event_link(event_id: Any) -> str:
+    """Link an event id to its page in the admin (its payload and every delivery)."""
+    return format_html('<a href="{}">{}</a>', reverse("admin:events_event_change", args=[event_id]), event_id)
+
+
+def format_seconds(seconds: float | None) -> str:
+    """Say a duration the way a person reads it: 850 ms, 3.2 s, 4 min, 2.5 h."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Return the nearest-rank percentile of values (None for none)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def user_side_effects(*, user_id: int) -> list[Delivery]:
+    """Return every delivery of the events about user_id, newest event first, with their attempt history.
+
+    Each carries what the page shows: `state` (running, pending, done, failed, paused), `lag`, `error_line`.
+    """
+    now = timezone.now()
+    paused = paused_consumers()
+    deliveries = list(
+        Delivery.objects.filter(event__user_id=user_id)
+        .select_related("event")
+        .prefetch_related(Prefetch("attempt_history", queryset=DeliveryAttempt.objects.order_by("number")))
+        .order_by("-event__occurred_at", "consumer")
+    )
+    for delivery in deliveries:
+        state = delivery.status
+        if state == Delivery.Status.PENDING:
+            if delivery.lease_until is not None and delivery.lease_until > now:
+                state = "running"
+            elif delivery.consumer in paused:
+                state = "paused"
+        delivery.state = state  # type: ignore[attr-defined]
+        delivery.lag = format_seconds(lag_seconds(delivery))  # type: ignore[attr-defined]
+        lines = [line for line in delivery.last_error.strip().splitlines() if line.strip()]
+        # A done delivery shows no stale error; its attempt history keeps every one.
+        error = lines[-1][:300] if lines and state != Delivery.Status.DONE else ""
+        delivery.error_line = error  # type: ignore[attr-defined]
+    return deliveries
+
+
+def consumer_states(now: datetime) -> dict[str, dict[str, Any]]:
+    """Count each consumer's deliveries by state, in one grouped query."""
+    pending = Q(status=Delivery.Status.PENDING)
+    running = pending & Q(lease_until__gt=now)
+    rows = Delivery.objects.values("consumer").annotate(
+        due=Count("id", filter=pending & Q(due_at__lte=now) & ~Q(lease_until__gt=now)),
+        waiting=Count("id", filter=pending & Q(due_at__gt=now) & ~Q(lease_until__gt=now)),
+        running=Count("id", filter=running),
+        done=Count("id", filter=Q(status=Delivery.Status.DONE)),
+        failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
+        oldest_due=Min("due_at", filter=pending & Q(due_at__lte=now)),
+    )
+    return {row["consumer"]: row for row in rows.order_by()}
+
+
+def lag_samples(name: str, now: datetime) -> list[tuple[datetime, float]]:
+    """Return (completed at, lag in seconds) of the consumer's newest deliveries done within the window."""
+    rows = (
+        Delivery.objects.filter(consumer=name, status=Delivery.Status.DONE, completed_at__gte=now - LAG_WINDOW)
+        .order_by("-completed_at")
+        .values_list("created_at", "completed_at")[:LAG_SAMPLE]
+    )
+    return [(completed, max(0.0, (completed - created).total_seconds())) for created, completed in rows]
+
+
+def overview() -> dict[str, Any]:
+    """Return everything the dashboard shows."""
+    now = timezone.now()
+    states = consumer_states(now)
+    paused = paused_consumers()
+    catalogue: list[dict[str, Any]] = []
+    lag_by_consumer: dict[str, list[tuple[datetime, float]]] = {}
+    for event_name, signal in sorted(event_signals.items()):
+        rows = []
+        for declared in consumers_of(signal):
+            samples = lag_by_consumer[declared.name] = lag_samples(declared.name, now)
+            lags = [lag for _completed, lag in samples]
+            state = states.get(declared.name, {})
+            oldest_due = state.get("oldest_due")
+            rows.append(
+                {
+                    "name": declared.name,
+                    "task": declared.task.name,
+                    "queue": declared.queue,
+                    "retry": declared.retry.describe(),
+                    "mode": ("in the database's transaction" if declared.atomic else "outside the database")
+                    + (", in bulk" if declared.many else ""),
+                    "batch_size": declared.batch_size,
+                    "paused": declared.name in paused,
+                    "due": state.get("due", 0),
+                    "waiting": state.get("waiting", 0),
+                    "running": state.get("running", 0),
+                    "done": state.get("done", 0),
+                    "failed": state.get("failed", 0),
+                    "overdue": format_seconds((now - oldest_due).total_seconds()) if oldest_due else "",
+                    "lag_p50": format_seconds(percentile(lags, 0.5)),
+                    "lag_p95": format_seconds(percentile(lags, 0.95)),
+                    "lag_count": len(lags),
+                }
+            )
+        cls = signal.event_class
+        path = f"{cls.__module__}.{cls.__qualname__}"
+        catalogue.append({"event": event_name, "event_class": path, "consumers": rows})
+    swept_at = last_sweep()
+    sweep_age = None if swept_at is None else (now - swept_at).total_seconds()
+    return {
+        "catalogue": catalogue,
+        "swept_at": swept_at,
+        "sweep_age": format_seconds(sweep_age),
+        "sweep_late": sweep_age is None or sweep_age > 3 * settings.EVENTS_SWEEP_INTERVAL,
+        "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,
+        "lag_window_minutes": int(LAG_WINDOW.total_seconds() // 60),
+        "chart_events": _events_per_day(now),
+        "chart_throughput": _deliveries_per_minute(now),
+        "chart_lag": _lag_over_time(now, lag_by_consumer),
+    }
+
+
+def _events_per_day(now: datetime) -> str:
+    today = timezone.localdate(now)
+    days = [today - timedelta(days=offset) for offset in range(EVENT_DAYS - 1, -1, -1)]
+    counts: dict[str, dict[Any, int]] = defaultdict(dict)
+    rows = (
+        Event.objects.filter(occurred_at__gte=now - timedelta(days=EVENT_DAYS))
+        .annotate(day=TruncDate("occurred_at"), source=KeyTextTransform("source", "payload"))
+        .values("name", "day", "source")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        label = f"{row['name']} · {row['source']}" if row["source"] else row["name"]
+        counts[label][row["day"]] = row["n"]
+    return charts.stacked_bars(
+        title=f"Events per day by source, last {EVENT_DAYS} days",
+        labels=[day.strftime("%d %b") for day in days],
+        series=[charts.Series(label, [by_day.get(day, 0) for day in days]) for label, by_day in sorted(counts.items())],
+    )
+
+
+def _minutes(now: datetime, count: int, step: int = 1) -> list[datetime]:
+    end = now.replace(second=0, microsecond=0)
+    return [end - timedelta(minutes=offset) for offset in range((count - 1) * step, -1, -step)]
+
+
+def _deliveries_per_minute(now: datetime) -> str:
+    minutes = _minutes(now, 60)
+    counts: dict[str, dict[datetime, int]] = defaultdict(dict)
+    rows = (
+        Delivery.objects.filter(status=Delivery.Status.DONE, completed_at__gte=minutes[0])
+        .annotate(minute=TruncMinute("completed_at"))
+        .values("consumer", "minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["consumer"]][row["minute"]] = row["n"]
+    return charts.lines(
+        title="Deliveries done per minute by consumer, last hour",
+        labels=[timezone.localtime(minute).strftime("%H:%M") for minute in minutes],
+        series=[
+            charts.Series(name, [by_minute.get(minute, 0) for minute in minutes])
+            for name, by_minute in sorted(counts.items())
+        ],
+    )
+
+
+def _lag_over_time(now: datetime, samples: dict[str, list[tuple[datetime, float]]]) -> str:
+    buckets = _minutes(now, 12, step=5)
+    series = []
+    for name, rows in sorted(samples.items()):
+        by_bucket: dict[int, list[float]] = defaultdict(list)
+        for completed, lag in rows:
+            index = min(len(buckets) - 1, max(0, int((completed - buckets[0]).total_seconds() // 300)))
+            by_bucket[index].append(lag)
+        if by_bucket:
+            series.append(
+                charts.Series(name, [percentile(by_bucket.get(index, []), 0.95) or 0 for index in range(len(buckets))])
+            )
+    return charts.lines(
+        title="Lag from commit to done (p95 per 5 minutes), last hour",
+        labels=[timezone.localtime(bucket).strftime("%H:%M") for bucket in buckets],
+        series=series,
+        unit=" s",
+    )
