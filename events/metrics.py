@@ -59,7 +59,8 @@ class RelayCollector(Collector):
 
     def _deliveries(self, names: list[str], *, now: datetime) -> Iterator[Metric]:
         pending = Q(status=Delivery.Status.PENDING)
-        due = pending & Q(due_at__lte=now)
+        running = pending & Q(lease_until__gt=now)
+        due = pending & ~Q(lease_until__gt=now) & Q(due_at__lte=now)
         rows = (
             Delivery.objects.order_by()
             .values("consumer")
@@ -67,18 +68,20 @@ class RelayCollector(Collector):
                 done=Count("pk", filter=Q(status=Delivery.Status.DONE)),
                 failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
                 due=Count("pk", filter=due),
-                waiting=Count("pk", filter=pending & ~Q(due_at__lte=now)),
+                running=Count("pk", filter=running),
+                waiting=Count("pk", filter=pending & ~Q(lease_until__gt=now) & ~Q(due_at__lte=now)),
                 oldest_due=Min("due_at", filter=due),
             )
         )
         by_consumer = {row["consumer"]: row for row in rows}
-        empty = {"done": 0, "failed": 0, "due": 0, "waiting": 0, "oldest_due": None}
+        empty = {"done": 0, "failed": 0, "due": 0, "running": 0, "waiting": 0, "oldest_due": None}
         totals = CounterMetricFamily(
             "relay_deliveries", "Deliveries completed or dead-lettered, by consumer.", labels=["consumer", "status"]
         )
         pending_gauge = GaugeMetricFamily(
             "relay_deliveries_pending",
-            "Pending deliveries by consumer: due (may run now) or waiting (a retry scheduled later).",
+            "Pending deliveries by consumer: due (may run now), running (held by a live lease) or waiting"
+            " (a retry scheduled later).",
             labels=["consumer", "state"],
         )
         failed_gauge = GaugeMetricFamily(
@@ -94,6 +97,7 @@ class RelayCollector(Collector):
             totals.add_metric([consumer, "done"], row["done"])
             totals.add_metric([consumer, "failed"], row["failed"])
             pending_gauge.add_metric([consumer, "due"], row["due"])
+            pending_gauge.add_metric([consumer, "running"], row["running"])
             pending_gauge.add_metric([consumer, "waiting"], row["waiting"])
             failed_gauge.add_metric([consumer], row["failed"])
             age = (now - row["oldest_due"]).total_seconds() if row["oldest_due"] is not None else 0.0
