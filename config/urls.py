@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from events import health, metrics
 from users.views import HomeView
 
 admin.site.site_header = "Relay administration"
@@ -10,4 +11,7 @@ urlpatterns = [
     path("", HomeView.as_view(), name="home"),
     path("", include("users.urls")),
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics, name="metrics"),
 ]

@@ -170,6 +170,11 @@ EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=30)
 # Hard time limit of every task; a drain starts no new delivery after half of it.
 EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=60)
 
+# METRICS (/metrics, events/metrics.py): when set, a scrape must send "Authorization: Bearer <token>".
+# Empty: open in local and test settings; production answers 404 until it is set.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_REQUIRE_TOKEN = False
+
 # CELERY (Redis broker)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # ABUSE LIMITS (users/throttle.py, counted in REDIS_URL), on in every settings module.

@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client, override_settings
+from django.urls import reverse
+from django.utils import timezone
+
+from devtools.processes import BASE_DIR, celery_worker, current_database_url, wait_until
+from devtools.redis_server import RedisServer, free_port
+from events import health
+from events.models import SweepRun
+
+ALL_OK = {name: {"status": "ok"} for name in ("database", "redis", "worker", "sweep")}
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_answer_remembered() -> Iterator[None]:
+    health.forget_worker_answer()
+    yield
+    health.forget_worker_answer()
+
+
+@pytest.fixture
+def worker_answers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A worker that answers every ping; the list counts the pings."""
+    pings: list[int] = []
+
+    def ping() -> list[dict[str, object]]:
+        pings.append(1)
+        return [{"worker@test": {"ok": "pong"}}]
+
+    monkeypatch.setattr(health, "ping_workers", ping)
+    return pings
+
+
+def swept(seconds_ago: float) -> None:
+    SweepRun.objects.update_or_create(pk=1, defaults={"started_at": timezone.now() - timedelta(seconds=seconds_ago)})
+
+
+def readyz(client: Client) -> tuple[int, dict[str, object], float]:
+    started = time.perf_counter()
+    response = client.get(reverse("readyz"))
+    return response.status_code, response.json(), time.perf_counter() - started
+
+
+@pytest.mark.django_db
+def test_healthz_answers_without_touching_the_database(client: Client, django_assert_num_queries) -> None:
+    # when
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+
+    # then
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_is_200_when_every_check_passes(client: Client, worker_answers: list[int]) -> None:
+    # given
+    swept(seconds_ago=1)
+
+    # when
+    status, body, _took = readyz(client)
+
+    # then
+    assert status == 200
+    assert body == {"status": "ok", "checks": ALL_OK}
+
+
+@pytest.mark.django_db
+def test_a_worker_answer_is_remembered_for_a_few_seconds(client: Client, worker_answers: list[int]) -> None:
+    # given
+    swept(seconds_ago=1)
+
+    # when
+    statuses = [readyz(client)[0] for _ in range(3)]
+
+    # then: one ping went out for three probes
+    assert statuses == [200, 200, 200]
+    assert len(worker_answers) == 1
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_naming_redis_when_it_is_unreachable(client: Client, worker_answers: list[int]) -> None:
+    # given
+    swept(seconds_ago=1)
+
+    # when
+    with override_settings(REDIS_URL=f"redis://:s3cret@127.0.0.1:{free_port()}/0"):
+        status, body, took = readyz(client)
+
+    # then
+    assert status == 503
+    assert body["status"] == "fail"
+    assert body["checks"]["redis"] == {"status": "fail", "reason": "unreachable (ConnectionError)"}
+    assert body["checks"]["worker"] == {"status": "fail", "reason": "broker unreachable"}
+    assert body["checks"]["database"] == body["checks"]["sweep"] == {"status": "ok"}
+    assert "s3cret" not in str(body)
+    assert took < 2
+
+
+@pytest.mark.django_db
+def test_readyz_answers_within_two_seconds_when_redis_is_frozen(client: Client, worker_answers: list[int]) -> None:
+    # given: a Redis that accepts connections and never answers
+    swept(seconds_ago=1)
+    server = RedisServer().start()
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        # when
+        with override_settings(REDIS_URL=server.url()):
+            status, body, took = readyz(client)
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
+
+    # then
+    assert status == 503
+    assert body["checks"]["redis"] == {"status": "fail", "reason": "timed out"}
+    assert took < 2
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_naming_the_worker_when_none_answers(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given
+    swept(seconds_ago=1)
+    monkeypatch.setattr(health, "ping_workers", list)
+
+    # when
+    status, body, _took = readyz(client)
+
+    # then
+    assert status == 503
+    assert body["checks"] == {**ALL_OK, "worker": {"status": "fail", "reason": "no worker answered"}}
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_naming_the_sweep_when_it_is_stale(client: Client, worker_answers: list[int]) -> None:
+    # given: the last sweep three intervals and a second ago
+    swept(seconds_ago=3 * settings.EVENTS_SWEEP_INTERVAL + 1)
+
+    # when
+    status, body, _took = readyz(client)
+
+    # then
+    assert status == 503
+    assert body["checks"]["sweep"]["status"] == "fail"
+    assert body["checks"]["sweep"]["reason"].startswith("last ran ")
+    assert {name: check for name, check in body["checks"].items() if name != "sweep"} == {
+        name: check for name, check in ALL_OK.items() if name != "sweep"
+    }
+
+
+@pytest.mark.django_db
+def test_readyz_is_503_naming_the_sweep_when_it_never_ran(client: Client, worker_answers: list[int]) -> None:
+    # given
+    SweepRun.objects.all().delete()
+
+    # when
+    status, body, _took = readyz(client)
+
+    # then
+    assert status == 503
+    assert body["checks"]["sweep"] == {"status": "fail", "reason": "never ran"}
+
+
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
+    "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+    "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
+    "DJANGO_READ_DOT_ENV": "false",
+}
+# Plain HTTP requests to production settings, without a login: what a probe or a scraper sends.
+PROBE_SCRIPT = """
+import django
+django.setup()
+from django.test import Client
+client = Client(HTTP_HOST="relay.example.com")
+print({path: client.get(path).status_code for path in ("/healthz", "/metrics", "/signup/")})
+"""
+
+
+def run_under_production(**env: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE_SCRIPT],
+        cwd=BASE_DIR,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **PRODUCTION_ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_production_does_not_redirect_probes_to_https_and_hides_metrics_without_a_token() -> None:
+    # when
+    answers = run_under_production(METRICS_TOKEN="")
+
+    # then: /signup/ is redirected to HTTPS; the probes are not, and /metrics is not there
+    assert answers == str({"/healthz": 200, "/metrics": 404, "/signup/": 301})
+
+
+def test_readyz_sees_a_real_worker(transactional_db: None, client: Client, tmp_path: Path) -> None:
+    # given: a real `celery -A config worker` on the test Redis and database
+    swept(seconds_ago=1)
+    worker = celery_worker(
+        env={"DATABASE_URL": current_database_url(), "REDIS_URL": settings.REDIS_URL},
+        log_path=tmp_path / "worker.log",
+        concurrency=1,
+    ).start()
+    try:
+        worker.wait_for_output("ready.", timeout=60)
+
+        # when
+        answers: list[tuple[int, dict[str, object], float]] = []
+
+        def answered() -> bool:
+            health.forget_worker_answer()
+            answers.append(readyz(client))
+            return answers[-1][0] == 200
+
+        wait_until(answered, timeout=15, describe=lambda: f"{answers[-3:]}\n{worker.log()[-3000:]}")
+    finally:
+        worker.stop()
+
+    # then
+    status, body, _took = answers[-1]
+    assert status == 200
+    assert body == {"status": "ok", "checks": ALL_OK}

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import redis
+from django.conf import settings
+from django.db.models import F
+from django.test import Client, override_settings
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from crm.backends.base import CRMPermanentError
+from devtools.redis_server import free_port
+from events.api import consumers
+from events.broker import DEAD_LETTER_KEY
+from events.models import Delivery
+from events.testing import run_due
+from tests.factories import UserCreatedFactory
+
+pytestmark = pytest.mark.django_db
+
+AUDIT = "audit.record_user_created"
+ANALYTICS = "analytics.track_signup"
+CRM = "crm.sync_contact"
+WELCOME = "notifications.send_welcome_email"
+ADMINS = "notifications.notify_admins"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture(autouse=True)
+def _no_dead_letters() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(DEAD_LETTER_KEY)
+    yield client
+    client.delete(DEAD_LETTER_KEY)
+
+
+def scrape(client: Client, **headers: str) -> Samples:
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain; version=")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, metric: str, /, **labels: str) -> float:
+    return samples[(metric, frozenset(labels.items()))]
+
+
+def by_consumer(samples: Samples, metric: str, /, **labels: str) -> dict[str, float]:
+    return {declared.name: value(samples, metric, consumer=declared.name, **labels) for declared in consumers()}
+
+
+def test_metrics_count_events_deliveries_and_attempts_per_consumer(
+    client: Client, monkeypatch: pytest.MonkeyPatch, _no_dead_letters: redis.Redis
+) -> None:
+    # given: 3 signups; audit and analytics done, the CRM refusing each contact, the notifications pending
+    def refused(*, event: object) -> None:
+        raise CRMPermanentError("CRM answered HTTP 400", status=400)
+
+    monkeypatch.setattr("crm.tasks.crm_contact_sync", refused)
+    for _ in range(3):
+        UserCreatedFactory()
+    run_due(AUDIT, ANALYTICS, CRM)
+    # one admin notice waits for a retry in a minute; one welcome e-mail has been due for 30 s
+    waiting = Delivery.objects.filter(consumer=ADMINS).first()
+    Delivery.objects.filter(pk=waiting.pk).update(due_at=timezone.now() + timedelta(minutes=1))
+    late, running, _due = Delivery.objects.filter(consumer=WELCOME)
+    Delivery.objects.filter(pk=late.pk).update(due_at=timezone.now() - timedelta(seconds=30))
+    # and one is being sent by a live worker
+    Delivery.objects.filter(pk=running.pk).update(
+        lease_owner="w:1:x",
+        lease_until=timezone.now() + timedelta(seconds=10),
+        due_at=timezone.now() - timedelta(hours=1),
+    )
+    _no_dead_letters.lpush(DEAD_LETTER_KEY, b"garbage", b"more garbage")
+    zero = {declared.name: 0.0 for declared in consumers()}
+
+    # when
+    samples = scrape(client)
+
+    # then
+    assert value(samples, "relay_events_total", name="user.created") == 3
+    assert by_consumer(samples, "relay_deliveries_total", status="done") == {**zero, AUDIT: 3, ANALYTICS: 3}
+    assert by_consumer(samples, "relay_deliveries_total", status="failed") == {**zero, CRM: 3}
+    assert by_consumer(samples, "relay_deliveries_failed") == {**zero, CRM: 3}
+    assert by_consumer(samples, "relay_delivery_attempts_total", outcome="done") == {**zero, AUDIT: 3, ANALYTICS: 3}
+    assert by_consumer(samples, "relay_delivery_attempts_total", outcome="failed") == {**zero, CRM: 3}
+    assert by_consumer(samples, "relay_delivery_attempts_total", outcome="retry") == zero
+    assert by_consumer(samples, "relay_deliveries_pending", state="due") == {**zero, WELCOME: 2, ADMINS: 2}
+    assert by_consumer(samples, "relay_deliveries_pending", state="running") == {**zero, WELCOME: 1}
+    assert by_consumer(samples, "relay_deliveries_pending", state="waiting") == {**zero, ADMINS: 1}
+    oldest = by_consumer(samples, "relay_oldest_due_delivery_age_seconds")
+    assert 30 <= oldest[WELCOME] < 40
+    assert 0 <= oldest[ADMINS] < 10
+    assert {name: age for name, age in oldest.items() if name not in {WELCOME, ADMINS}} == {
+        name: 0 for name in zero if name not in {WELCOME, ADMINS}
+    }
+    assert value(samples, "relay_broker_dead_letters") == 2
+
+
+def test_the_lag_histogram_buckets_the_last_hours_completions(client: Client) -> None:
+    # given: audit deliveries done 0.2 s, 0.2 s and 100 s after their creation; one analytics
+    # delivery completed two hours ago, outside the window
+    for _ in range(3):
+        UserCreatedFactory()
+    run_due(AUDIT, ANALYTICS)
+    now = timezone.now()
+    audit = list(Delivery.objects.filter(consumer=AUDIT).order_by("pk"))
+    for delivery, lag in zip(audit, (0.2, 0.2, 100.0), strict=True):
+        Delivery.objects.filter(pk=delivery.pk).update(completed_at=now, created_at=now - timedelta(seconds=lag))
+    old = Delivery.objects.filter(consumer=ANALYTICS).first()
+    Delivery.objects.filter(pk=old.pk).update(completed_at=F("completed_at") - timedelta(hours=2))
+
+    # when
+    samples = scrape(client)
+
+    # then
+    def bucket(consumer: str, le: str) -> float:
+        return value(samples, "relay_delivery_lag_seconds_bucket", consumer=consumer, le=le)
+
+    assert [bucket(AUDIT, le) for le in ("0.1", "0.25", "60.0", "300.0", "3600.0", "+Inf")] == [0, 2, 2, 3, 3, 3]
+    assert value(samples, "relay_delivery_lag_seconds_count", consumer=AUDIT) == 3
+    assert value(samples, "relay_delivery_lag_seconds_sum", consumer=AUDIT) == pytest.approx(100.4)
+    assert value(samples, "relay_delivery_lag_seconds_count", consumer=ANALYTICS) == 2
+    assert value(samples, "relay_delivery_lag_seconds_count", consumer=CRM) == 0
+
+
+def test_a_scrape_costs_the_same_few_queries_however_many_rows(client: Client, django_assert_num_queries) -> None:
+    # given
+    for _ in range(5):
+        UserCreatedFactory()
+    run_due(AUDIT)
+
+    # when / then: events, deliveries, attempts, the last hour's lags
+    with django_assert_num_queries(4):
+        scrape(client)
+
+
+def test_metrics_leave_out_the_dead_letters_when_redis_does_not_answer(client: Client) -> None:
+    # given
+    UserCreatedFactory()
+
+    # when
+    started = time.perf_counter()
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
+        samples = scrape(client)
+    took = time.perf_counter() - started
+
+    # then
+    assert not [name for name, _labels in samples if name.startswith("relay_broker_dead_letters")]
+    assert value(samples, "relay_events_total", name="user.created") == 1
+    assert took < 2
+
+
+def test_metrics_want_the_bearer_token_when_one_is_set(client: Client, settings) -> None:
+    # given
+    settings.METRICS_TOKEN = "s3cret-token"
+
+    # when
+    statuses = [
+        client.get("/metrics").status_code,
+        client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code,
+        client.get("/metrics", headers={"Authorization": "s3cret-token"}).status_code,
+        client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"}).status_code,
+    ]
+
+    # then
+    assert statuses == [403, 403, 403, 200]
+
+
+def test_metrics_are_not_found_where_a_token_is_required_and_none_is_set(client: Client, settings) -> None:
+    # given: production's rule
+    settings.METRICS_REQUIRE_TOKEN = True
+    settings.METRICS_TOKEN = ""
+
+    # when
+    hidden = client.get("/metrics").status_code
+    settings.METRICS_TOKEN = "s3cret-token"
+    shown = client.get("/metrics", headers={"Authorization": "Bearer s3cret-token"}).status_code
+
+    # then
+    assert (hidden, shown) == (404, 200)
+
+
+def test_metrics_are_open_without_a_token_in_local_and_test_settings(client: Client) -> None:
+    # when
+    response = client.get("/metrics")
+
+    # then
+    assert response.status_code == 200
+    assert b"# TYPE relay_deliveries_pending gauge" in response.content
