@@ -6,6 +6,9 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.log import log_response
+
+from events import logcontext
 
 
 def request_body_limit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
@@ -23,5 +26,22 @@ def request_body_limit(get_response: Callable[[HttpRequest], HttpResponse]) -> C
         if length > settings.REQUEST_BODY_MAX_BYTES:
             return HttpResponse("That request is too large.", status=413, content_type="text/plain")
         return get_response(request)
+
+    return middleware
+
+
+def request_id(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Tag every log line of a request with its id (a safe X-Request-ID it came with, else a new one); echo it."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        identifier = logcontext.new_request_id(request.headers.get("X-Request-ID"))
+        with logcontext.request_scope(identifier):
+            response = get_response(request)
+            if response.status_code >= 400:
+                # Django logs a 4xx/5xx response after the last middleware has returned, outside this
+                # scope: log it here, with the ids (Django then skips its own line).
+                log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
+        response["X-Request-ID"] = identifier
+        return response
 
     return middleware

@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
-from events import ledger
+from events import ledger, logcontext
 from events.leases import keeper
 from events.publishing import doorbell_answered
 from events.registry import Consumer
@@ -67,18 +67,20 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Attempt], owner: 
                 if time.monotonic() > deadline:
                     ledger.release(attempts=claimed[index:], owner=owner)
                     break
-                try:
-                    ran += 1
-                    if _run(consumer, attempt, owner):
-                        done.append(attempt)
-                except SoftTimeLimitExceeded:
-                    ledger.release(attempts=claimed[index + 1 :], owner=owner)
-                    break
-                except Exception:
-                    # The ledger itself failed (the database): give back what was not started, try later.
-                    logger.exception("Drain of %s stopped at delivery %s", consumer.name, attempt.delivery_id)
-                    ledger.release(attempts=claimed[index + 1 :], owner=owner)
-                    raise
+                # Every line about this delivery (the handler's, its outcome's) carries its event id.
+                with logcontext.event_scope(attempt.event_id):
+                    try:
+                        ran += 1
+                        if _run(consumer, attempt, owner):
+                            done.append(attempt)
+                    except SoftTimeLimitExceeded:
+                        ledger.release(attempts=claimed[index + 1 :], owner=owner)
+                        break
+                    except Exception:
+                        # The ledger itself failed (the database): give back what was not started, try later.
+                        logger.exception("Drain of %s stopped at delivery %s", consumer.name, attempt.delivery_id)
+                        ledger.release(attempts=claimed[index + 1 :], owner=owner)
+                        raise
     finally:
         _complete(consumer, done, owner)
     return ran
@@ -126,7 +128,7 @@ def _drain_atomic(consumer: Consumer, claimed: list[ledger.Attempt], owner: str)
             for attempt in claimed:
                 token = current_attempt.set(attempt)
                 try:
-                    with transaction.atomic():
+                    with logcontext.event_scope(attempt.event_id), transaction.atomic():
                         event = _event(consumer, attempt)
                         consumer.handler([event] if consumer.many else event)
                     done.append(attempt)
@@ -142,14 +144,16 @@ def _drain_atomic(consumer: Consumer, claimed: list[ledger.Attempt], owner: str)
             transaction.set_rollback(True)
             return 0
         for attempt, error in failed:
-            _failed(consumer, attempt, owner, error)
+            with logcontext.event_scope(attempt.event_id):
+                _failed(consumer, attempt, owner, error)
     return len(claimed)
 
 
 def _run_together(consumer: Consumer, claimed: list[ledger.Attempt]) -> bool:
     """Run a many=True handler on the whole batch in one savepoint; False if any part of it failed."""
     try:
-        with transaction.atomic():
+        # The handler's lines are about the whole batch: they carry every event id of it.
+        with logcontext.event_scope(*(attempt.event_id for attempt in claimed)), transaction.atomic():
             consumer.handler([_event(consumer, attempt) for attempt in claimed])
     except Exception:
         logger.info("Batch of %s failed as a whole: running it one event at a time", consumer.name)

@@ -23,6 +23,7 @@ from kombu.exceptions import BatchPublishError, OperationalError
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from events import logcontext
 from events.models import Delivery, Event
 from events.registry import consumers_of
 from events.signals import EventSignal
@@ -96,6 +97,8 @@ def publish(*, signal: EventSignal, event: DomainEvent) -> None:
             for declared in consumers_of(signal)
         ],
     )
+    # The rest of the request's lines (the doorbells rung on commit, the response) carry the event id.
+    logcontext.event_published(event.event_id)
     for listener in publish_listeners:
         listener(event)
     transaction.on_commit(partial(_dispatch, signal, event))
@@ -103,6 +106,14 @@ def publish(*, signal: EventSignal, event: DomainEvent) -> None:
 
 def _dispatch(signal: EventSignal, event: DomainEvent) -> None:
     """Send signal to every receiver; the doorbells they ring share one round trip to the broker."""
+    with logcontext.event_scope(event.event_id):
+        # Logged on commit, not at publish: a rolled-back event was never published. This line ties
+        # the event id to the request id, so a grep for either finds the other.
+        logger.info("Published %s %s", event.name, event.event_id)
+        _ring_receivers(signal, event)
+
+
+def _ring_receivers(signal: EventSignal, event: DomainEvent) -> None:
     with doorbells() as batch:
         results = signal.send_robust(sender=type(event), event=event)
     if batch.failed is not None:

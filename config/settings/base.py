@@ -76,6 +76,8 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # MIDDLEWARE
 MIDDLEWARE = [
+    # First: every line of a request, the limits' answers included, carries its request id.
+    "config.middleware.request_id",
     "config.middleware.request_body_limit",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -275,13 +277,23 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "verbose": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+        "verbose": {
+            "format": (
+                "%(asctime)s %(levelname)s %(name)s %(process)d [req=%(request_id)s event=%(event_id)s] %(message)s"
+            )
+        },
+        # One JSON object a line (production switches the console to it).
+        "json": {"()": "events.logcontext.JSONFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "verbose"},
+        # The correlation ids (events/logcontext.py): one grep for an event id tells a signup's whole story.
+        "console": {"class": "logging.StreamHandler", "formatter": "verbose", "filters": ["context"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "context": {"()": "events.logcontext.ContextFilter"},
+    },
     "loggers": {
         # Django's own error mail, rate-limited: a client that can cause an error at will must not
         # be able to fill the admins' inboxes.

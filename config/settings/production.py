@@ -7,7 +7,7 @@ from config.security import refuse_unsafe_crm_url, refuse_unsafe_redis_url
 
 from . import dotenv  # noqa: F401  (loads .env before base reads the environment)
 from .base import *  # noqa: F403
-from .base import CRM_API_URL, MIDDLEWARE, REDIS_URL, env
+from .base import CRM_API_URL, LOGGING, MIDDLEWARE, REDIS_URL, env
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
@@ -58,3 +58,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# LOGGING: JSON lines for the log pipeline, each with its request and event ids.
+LOGGING["handlers"]["console"]["formatter"] = "json"
