@@ -24,11 +24,19 @@ lint: $(STAMP)
 
 install: $(STAMP)
 
+# The first install takes a minute or two: say what each step does and let pip show its progress.
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(PY) || "$$(devtools/find-python)" -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@if [ ! -x $(PY) ]; then \
+		python="$$(devtools/find-python)" || exit 1; \
+		echo "==> Creating the virtual environment $(VENV) with $$python ($$("$$python" --version 2>&1))"; \
+		"$$python" -m venv $(VENV) || exit 1; \
+	fi
+	@echo "==> Installing the pinned requirements (requirements-dev.txt) into $(VENV)"
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
+	@echo "==> Checking that the installed packages' dependencies agree"
 	$(PY) -m pip check
-	touch $(STAMP)
+	@touch $(STAMP)
+	@echo "==> $(VENV) is ready."
 
 clean:
 	rm -rf $(VENV) .run .test-db.sqlite3* .bench-db.sqlite3* staticfiles bench-results

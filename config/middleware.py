@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.utils.log import log_response
 
 from events import logcontext
+
+logger = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait after a 503 for an unreachable database.
+DATABASE_RETRY_AFTER = 30
 
 
 def request_body_limit(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
@@ -45,3 +53,31 @@ def request_id(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[
         return response
 
     return middleware
+
+
+class DatabaseUnavailableMiddleware:
+    """Answer 503 with a page asking to come back when a view finds the database unreachable."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Turn a database connection error into a 503; leave every other exception to Django."""
+        if settings.DEBUG or not isinstance(exception, OperationalError | InterfaceError):
+            # With DEBUG, Django's technical page says more (e.g. "no such table" before a migrate).
+            return None
+        view = request.resolver_match.view_name if request.resolver_match else "unresolved"
+        # The class only: a driver's message can name the host, the user or the whole DSN.
+        logger.error(
+            "Database unavailable (%s.%s) while answering %s; answered 503.",
+            type(exception).__module__,
+            type(exception).__qualname__,
+            view,
+        )
+        # No request: the context processors would reach for the session and the user, in the database.
+        response = HttpResponse(render_to_string("503.html"), status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response

@@ -12,7 +12,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 
@@ -21,6 +23,9 @@ from devtools.redis_server import ensure_redis, is_reachable
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = BASE_DIR / ".run"
 DOT_ENV = BASE_DIR / ".env"
+DEFAULT_PORT = "8000"
+# Host names that mean "this machine": a SITE_URL on one of them follows the port `make run` serves on.
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 COLOURS = {"web": "\033[36m", "worker": "\033[35m", "beat": "\033[33m"}
 RESET = "\033[0m"
 
@@ -37,6 +42,34 @@ def write_dot_env() -> None:
     DOT_ENV.write_text("\n".join(lines) + "\n")
     DOT_ENV.chmod(0o600)
     print(f"Created {DOT_ENV.name} with a new secret key and admin password.")
+
+
+def read_port(environ: Mapping[str, str]) -> str:
+    """Return the port to serve on: PORT, or 8000; exit with a message if it is not a TCP port."""
+    port = environ.get("PORT") or DEFAULT_PORT
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        sys.exit(f"PORT must be a TCP port number (1-65535), not {port!r}.")
+    return str(int(port))
+
+
+def site_url(*, configured: str, port: str) -> str:
+    """Return the address e-mail links point at: SITE_URL, on the port in use when it names this machine."""
+    if not configured:
+        return f"http://127.0.0.1:{port}"
+    parts = urlsplit(configured)
+    if parts.hostname not in LOCAL_HOSTS:
+        # A tunnel or a proxy in front of the site: its address is not ours to change.
+        return configured
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return urlunsplit(parts._replace(netloc=f"{host}:{port}"))
+
+
+def serve_site_on_port(environ: MutableMapping[str, str]) -> str:
+    """Read PORT and point SITE_URL at it in the environment the children inherit; return the port."""
+    port = read_port(environ)
+    # The worker renders the e-mails' links from SITE_URL, which .env sets to the default port.
+    environ["SITE_URL"] = site_url(configured=environ.get("SITE_URL", ""), port=port)
+    return port
 
 
 def manage(*args: str) -> None:
@@ -90,6 +123,7 @@ def main() -> int:
         write_dot_env()
     environ.Env.read_env(DOT_ENV)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    port = serve_site_on_port(os.environ)
     RUN_DIR.mkdir(exist_ok=True)
 
     requested = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -99,7 +133,6 @@ def main() -> int:
     manage("migrate", "--no-input", "-v", "0")
     manage("ensure_superuser")
 
-    port = os.environ.get("PORT", "8000")
     celery = [sys.executable, "-m", "celery", "-A", "config"]
     processes = {
         "web": start("web", sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"),
@@ -115,6 +148,7 @@ def main() -> int:
         f"    Log in:   {site}/login/\n"
         f"    Admin:    {site}/admin/  (DJANGO_SUPERUSER_EMAIL / DJANGO_SUPERUSER_PASSWORD in .env)\n"
         f"    Broker:   {os.environ['REDIS_URL']} ({redis_note})\n"
+        f"    E-mails:  links point at {os.environ['SITE_URL']} (SITE_URL)\n"
         f"  E-mails are printed below by the worker unless EMAIL_URL says otherwise. Ctrl-C stops everything.\n",
         flush=True,
     )

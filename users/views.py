@@ -64,8 +64,9 @@ class SignupView(FormView):
                 source=UserCreationSource.SIGNUP_FORM,
             )
         except ValidationError as error:
-            # The service is the authority (e.g. an address taken by a concurrent signup).
-            form.add_error(None, error)
+            # The service is the authority (e.g. an address taken by a concurrent signup). Its errors
+            # name their field, but the password validators': those belong under the password.
+            form.add_error(None if hasattr(error, "error_dict") else "password1", error)
             return self.form_invalid(form)
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(self.request, f"Welcome aboard, {user.get_short_name()}! Your account is ready.")

@@ -87,6 +87,8 @@ MIDDLEWARE = [
     "users.throttle.login_throttle",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so its process_exception is the first to see what a view raised.
+    "config.middleware.DatabaseUnavailableMiddleware",
 ]
 
 # STATIC

@@ -52,7 +52,7 @@ def test_admin_add_form_applies_validators_and_creates_nothing(
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "email" in errors and "password2" in errors
+    assert "email" in errors and "password1" in errors
     assert User.objects.filter(email__iexact="taken@example.com").count() == 1
     assert captured_events == []
 

@@ -61,8 +61,8 @@ def test_signup_with_an_address_taken_in_another_case_is_a_form_error(
 @pytest.mark.parametrize(
     "overrides, field, message",
     [
-        ({"password1": "abc", "password2": "abc"}, "password2", "too short"),
-        ({"password1": "password123", "password2": "password123"}, "password2", "too common"),
+        ({"password1": "abc", "password2": "abc"}, "password1", "too short"),
+        ({"password1": "password123", "password2": "password123"}, "password1", "too common"),
         ({"password2": "a-different-but-strong-one"}, "password2", "didn’t match"),
         ({"email": "not-an-address"}, "email", "valid email"),
         ({"email": ""}, "email", "required"),
