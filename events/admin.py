@@ -336,6 +336,9 @@ class DeliveryAdmin(admin.ModelAdmin):
             # Overdue for longer than a few sweep intervals means the sweep (beat) is not running.
             "overdue_seconds": None if oldest_due is None else int((timezone.now() - oldest_due).total_seconds()),
             "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,
+            # Failing but not yet failed for good: due later, so not overdue, yet not fine either.
+            "retrying": Delivery.objects.filter(status=Delivery.Status.PENDING, retries__gt=0).count(),
+            "failed_total": sum(row["failed"] for row in summary),
             "can_replay": can_replay(request),
         }
         return super().changelist_view(request, extra_context=extra_context)

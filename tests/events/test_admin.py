@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -180,3 +182,17 @@ def test_side_effect_records_are_found_by_the_user_s_e_mail_address(staff_client
     assert results and all(getattr(r, "user_id", None) or r.target_user_id for r in results)
     ann = UserFactory._meta.model.objects.get(email="ann@example.com").pk
     assert {getattr(r, "user_id", None) or r.target_user_id for r in results} == {ann}
+
+
+def test_the_summary_counts_retrying_and_failed_deliveries_beside_the_overdue(staff_client: Client) -> None:
+    for _ in range(3):
+        UserCreatedFactory()
+    crm = list(Delivery.objects.filter(consumer=CRM).order_by("pk"))
+    later = timezone.now() + timedelta(minutes=10)
+    Delivery.objects.filter(pk=crm[0].pk).update(retries=9, attempts=9, due_at=later, last_error="TimeoutError")
+    Delivery.objects.filter(pk=crm[1].pk).update(status=Delivery.Status.FAILED, last_error="CRMPermanentError")
+
+    response = staff_client.get(reverse("admin:events_delivery_changelist"))
+
+    assert (response.context["retrying"], response.context["failed_total"]) == (1, 1)
+    assert "1 retrying" in response.text and "1 failed for good" in response.text
