@@ -36,20 +36,19 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
-    """Playwright's driver, for the session.
-
-    Its sync API keeps an event loop running in this thread, which Django takes for an async
-    context and refuses the ORM in; the test code is synchronous all the same, so allow it while
-    the loop runs (processes started meanwhile inherit the flag: it changes nothing in them).
-    """
+    """Playwright's driver, for the browser tests only."""
+    # Its sync API keeps an event loop running in this thread, which Django takes for an async
+    # context and refuses the ORM in; the test code is synchronous all the same, so allow it while
+    # the loop runs. Package scope: loop and flag end before the rest of the suite (processes
+    # started meanwhile inherit the flag: nothing in them runs in an event loop).
     with pytest.MonkeyPatch.context() as patch, sync_playwright() as driver:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(chromium_executable: str, playwright: Playwright) -> Iterator[Browser]:
     """Chromium, headless, launched by path: Playwright never downloads a browser here."""
     launched = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
