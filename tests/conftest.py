@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from config.celery_app import app as celery_app
 from crm.backends import locmem
-from devtools.fakes import FakeCRM, running_crm
+from devtools.fakes import FakeCRM, SMTPSink, running_crm, running_smtp
+from devtools.processes import ManagedProcess, celery_worker, current_database_url
 from events.api import consumers_of
 from events.publishing import forget_doorbells
 from tests.broker import purge_queues
@@ -81,3 +84,38 @@ def crm(settings) -> Iterator[FakeCRM]:
         settings.CRM_API_KEY = "secret-key"
         settings.CRM_READ_TIMEOUT = 0.5
         yield server
+
+
+# A real worker and the real servers it talks to: the end-to-end and browser tests share them.
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPSink]:
+    with running_smtp() as sink:
+        yield sink
+
+
+@pytest.fixture
+def crm_server() -> Iterator[FakeCRM]:
+    with running_crm() as crm:
+        yield crm
+
+
+@pytest.fixture
+def worker(
+    transactional_db: None, smtp_server: SMTPSink, crm_server: FakeCRM, tmp_path: Path
+) -> Iterator[ManagedProcess]:
+    """A real `celery -A config worker` on the test database, the test Redis, the SMTP sink and the CRM."""
+    process = celery_worker(
+        env={
+            "DATABASE_URL": current_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "EMAIL_URL": smtp_server.url,
+            "CRM_BACKEND": "crm.backends.http.CRMBackend",
+            "CRM_API_URL": crm_server.url,
+            "ADMIN_EMAILS": ",".join(settings.ADMIN_EMAILS),
+        },
+        log_path=tmp_path / "worker.log",
+    ).start()
+    yield process
+    process.stop()
