@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ def _frame(labels: Sequence[str], top: float, unit: str, title: str) -> list[str
             f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="11" fill="#555">'
             f"{escape(_short(top * fraction))}{escape(unit)}</text>"
         )
-    shown = max(1, len(labels) // 8)
+    shown = max(1, math.ceil(len(labels) / 7))  # about seven labels: they must not overlap
     for index, label in enumerate(labels):
         if index % shown == 0:
             x = LEFT + plot_w * (index + 0.5) / max(1, len(labels))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models.functions import Now
@@ -54,6 +54,11 @@ def _take_turn() -> bool:
     return created
 
 
+# The migration seeds the row with this time, so the first sweep's conditional update finds a row.
+NEVER = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def last_sweep() -> datetime | None:
-    """Return when the sweep last ran, if ever."""
-    return SweepRun.objects.filter(pk=1).values_list("started_at", flat=True).first()
+    """Return when the sweep last ran, None if it never has."""
+    started_at = SweepRun.objects.filter(pk=1).values_list("started_at", flat=True).first()
+    return None if started_at is None or started_at <= NEVER else started_at
