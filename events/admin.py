@@ -20,7 +20,7 @@ from events import dashboard
 from events.dashboard import event_link
 from events.models import Delivery, DeliveryAttempt, Event
 from events.operations import consumer_pause, consumer_resume, deliveries_replay
-from events.registry import consumers, get_consumer
+from events.registry import Consumer, consumers, get_consumer
 from events.replay import deliveries_for_replay, events_missing_deliveries
 
 
@@ -216,6 +216,17 @@ class DeliveryAdmin(admin.ModelAdmin):
         allowed = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
         return HttpResponseRedirect(target if target and allowed else default)
 
+    def _consumer_for(self, request: HttpRequest, consumer: str, *, permission: str) -> Consumer | HttpResponse:
+        """Return the consumer an operator's POST names, or the answer refusing it (405, 403, 404)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not request.user.has_perm(permission):
+            return HttpResponse("You do not have the permission to do that.", status=403)
+        try:
+            return get_consumer(consumer)
+        except KeyError:
+            return HttpResponse(status=404)
+
     def replay_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Replay one delivery (POST only), then go back where the button was."""
         if request.method != "POST":
@@ -233,14 +244,9 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def replay_failed_view(self, request: HttpRequest, consumer: str) -> HttpResponse:
         """Replay every dead letter of one consumer (POST only)."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not can_replay(request):
-            return HttpResponse("You may not replay deliveries.", status=403)
-        try:
-            declared = get_consumer(consumer)
-        except KeyError:
-            return HttpResponse(status=404)
+        declared = self._consumer_for(request, consumer, permission="events.replay_delivery")
+        if isinstance(declared, HttpResponse):
+            return declared
         count = deliveries_replay(
             deliveries=list(deliveries_for_replay(consumers=[declared], failed=True)),
             actor_id=request.user.pk,
@@ -252,14 +258,9 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def replay_since_view(self, request: HttpRequest, consumer: str) -> HttpResponse:
         """Replay (backfill) a consumer for the events since a date (POST only); done deliveries stay done."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not can_replay(request):
-            return HttpResponse("You may not replay deliveries.", status=403)
-        try:
-            declared = get_consumer(consumer)
-        except KeyError:
-            return HttpResponse(status=404)
+        declared = self._consumer_for(request, consumer, permission="events.replay_delivery")
+        if isinstance(declared, HttpResponse):
+            return declared
         day = parse_date(request.POST.get("since", ""))
         if day is None:
             self.message_user(request, "Give the date to replay since (YYYY-MM-DD).", messages.ERROR)
@@ -284,14 +285,9 @@ class DeliveryAdmin(admin.ModelAdmin):
         return self._switch(request, consumer, pause=False)
 
     def _switch(self, request: HttpRequest, consumer: str, *, pause: bool) -> HttpResponse:
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not request.user.has_perm("events.pause_consumer"):
-            return HttpResponse("You may not pause or resume consumers.", status=403)
-        try:
-            declared = get_consumer(consumer)
-        except KeyError:
-            return HttpResponse(status=404)
+        declared = self._consumer_for(request, consumer, permission="events.pause_consumer")
+        if isinstance(declared, HttpResponse):
+            return declared
         switch = consumer_pause if pause else consumer_resume
         changed = switch(consumer=declared, actor_id=request.user.pk)
         verb = "Paused" if pause else "Resumed"
