@@ -55,6 +55,28 @@ def request_id(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[
     return middleware
 
 
+# SQLSTATEs of a PostgreSQL that cannot be reached or is going away: connection exceptions (class
+# 08) and an administrator's shutdown (57P01-57P03). A deadlock or a timeout is a bug to see (500).
+UNREACHABLE_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03")
+# SQLite's errors of a database file that cannot be used right now, rather than of a wrong query.
+UNAVAILABLE_SQLITE_MESSAGES = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def database_unreachable(exception: BaseException) -> bool:
+    """Return whether exception says the database cannot be reached now (not that a query is wrong)."""
+    if isinstance(exception, InterfaceError):
+        return True  # The connection is closed or broken.
+    if not isinstance(exception, OperationalError):
+        return False
+    cause = exception.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate:
+        return sqlstate.startswith(UNREACHABLE_SQLSTATE_PREFIXES)
+    if type(cause).__module__.startswith("psycopg"):
+        return True  # psycopg gives no SQLSTATE when it cannot connect at all.
+    return str(cause or exception).lower().startswith(UNAVAILABLE_SQLITE_MESSAGES)
+
+
 class DatabaseUnavailableMiddleware:
     """Answer 503 with a page asking to come back when a view finds the database unreachable."""
 
@@ -66,7 +88,7 @@ class DatabaseUnavailableMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Turn a database connection error into a 503; leave every other exception to Django."""
-        if settings.DEBUG or not isinstance(exception, OperationalError | InterfaceError):
+        if settings.DEBUG or not database_unreachable(exception):
             # With DEBUG, Django's technical page says more (e.g. "no such table" before a migrate).
             return None
         view = request.resolver_match.view_name if request.resolver_match else "unresolved"

@@ -213,7 +213,9 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def _back(self, request: HttpRequest, default: str) -> HttpResponseRedirect:
         target = request.POST.get("next", "")
-        allowed = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+        allowed = url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
         return HttpResponseRedirect(target if target and allowed else default)
 
     def _consumer_for(self, request: HttpRequest, consumer: str, *, permission: str) -> Consumer | HttpResponse:
@@ -333,7 +335,9 @@ class DeliveryAdmin(admin.ModelAdmin):
             "overdue_seconds": None if oldest_due is None else int((timezone.now() - oldest_due).total_seconds()),
             "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,
             # Failing but not yet failed for good: due later, so not overdue, yet not fine either.
-            "retrying": Delivery.objects.filter(status=Delivery.Status.PENDING, retries__gt=0).count(),
+            "retrying": Delivery.objects.filter(status=Delivery.Status.PENDING, retries__gt=0)
+            .exclude(last_error="")
+            .count(),
             "failed_total": sum(row["failed"] for row in summary),
             "can_replay": can_replay(request),
         }

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import current_app
+from kombu.compression import decompress
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.serialization import loads, prepare_accept_content
 from kombu.transport import redis as kombu_redis
+from kombu.utils import json as kombu_json
 from kombu.utils.encoding import bytes_to_str
 
 logger = logging.getLogger(__name__)
@@ -60,8 +62,8 @@ class DeadLetter:
 def read_envelope(raw: bytes) -> dict[str, Any]:
     """Return the kombu envelope in `raw`, or raise Unreadable if kombu would choke on it."""
     try:
-        envelope = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+        envelope = kombu_json.loads(raw)  # kombu's decoder: it reads the type tags its encoder writes
+    except (UnicodeDecodeError, ValueError, TypeError):
         raise Unreadable("not JSON") from None
     check_envelope(envelope)
     return envelope
@@ -97,6 +99,12 @@ def check_task(envelope: dict[str, Any]) -> None:
             body = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise Unreadable("body is not valid base64") from None
+    compression = headers.get("compression")
+    if compression:
+        try:
+            body = decompress(body if isinstance(body, bytes) else body.encode(), compression)
+        except Exception:  # noqa: BLE001 - an unknown method or a corrupt body: either way unreadable
+            raise Unreadable("body does not decompress") from None
     try:
         arguments = loads(
             body,

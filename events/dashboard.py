@@ -153,10 +153,14 @@ def overview() -> dict[str, Any]:
         cls = signal.event_class
         path = f"{cls.__module__}.{cls.__qualname__}"
         catalogue.append({"event": event_name, "event_class": path, "consumers": rows})
+    # Rows of a consumer no longer declared (renamed, removed) stay visible until replayed or pruned.
+    declared_names = {row["name"] for entry in catalogue for row in entry["consumers"]}
+    undeclared = [state for name, state in sorted(states.items()) if name not in declared_names]
     swept_at = last_sweep()
     sweep_age = None if swept_at is None else (now - swept_at).total_seconds()
     return {
         "catalogue": catalogue,
+        "undeclared": undeclared,
         "swept_at": swept_at,
         "sweep_age": format_seconds(sweep_age),
         "sweep_late": sweep_age is None or sweep_age > 3 * settings.EVENTS_SWEEP_INTERVAL,

@@ -19,7 +19,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -42,14 +42,14 @@ class CheckFailed(Exception):
     """A readiness check failed; its message is the short reason shown (nothing secret)."""
 
 
-@require_GET
+@require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """Answer that the process is up, touching neither the database nor Redis."""
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """Answer 200 when the database, Redis, a worker and the sweep are all fine, 503 naming what is not."""

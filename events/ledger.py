@@ -13,7 +13,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -74,8 +74,12 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Attempt]:
     worker = owner.rsplit(":", 1)[0]
     with transaction.atomic():
         # SKIP LOCKED on PostgreSQL: two drains of one consumer take different rows without waiting.
+        # A pause committed before this statement leaves the rows alone (the drain's own check is
+        # only a shortcut: a pause may commit between it and here).
+        paused = ConsumerControl.objects.filter(consumer=OuterRef("consumer"), paused=True)
         ids = list(
             due(consumer=consumer)
+            .exclude(Exists(paused))
             .select_for_update(skip_locked=True)
             .order_by("due_at", "id")
             .values_list("id", flat=True)[:limit]

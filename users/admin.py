@@ -38,11 +38,13 @@ class UserAdmin(DjangoUserAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        user = self.get_object(request, object_id)
+        # Deliveries and their errors are the ledger's: shown to those who may view the ledger.
+        user = self.get_object(request, object_id) if request.user.has_perm("events.view_delivery") else None
         side_effects = user_side_effects(user_id=user.pk) if user is not None else []
         extra_context = {
             **(extra_context or {}),
             "side_effects": side_effects,
+            "can_view_side_effects": user is not None,
             "side_effects_pending": sum(1 for delivery in side_effects if delivery.status == "pending"),
             "side_effects_failed": sum(1 for delivery in side_effects if delivery.status == "failed"),
             "can_replay": request.user.has_perm("events.replay_delivery"),

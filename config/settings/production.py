@@ -30,8 +30,9 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
-# Probes and scrapers often speak plain HTTP to the process itself: health and metrics are not redirected.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# Probes often speak plain HTTP to the process itself: health checks are not redirected. /metrics is:
+# its bearer token must not cross a network in clear text.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # /metrics answers 404 until METRICS_TOKEN is set: numbers about the system are not for everyone.
 METRICS_REQUIRE_TOKEN = True
 # Content Security Policy (Django's own middleware): the pages load nothing but their own files.

@@ -6,10 +6,12 @@ from django.db import migrations, models
 def fill_user_ids(apps, schema_editor):
     """Index the events stored before the column existed by the user_id of their payload."""
     Event = apps.get_model("events", "Event")
-    for event in Event.objects.filter(user_id__isnull=True).only("pk", "payload").iterator(chunk_size=2000):
-        user_id = event.payload.get("user_id") if isinstance(event.payload, dict) else None
+    # Read first, then write: SQLite does not isolate a cursor from updates of the rows it reads.
+    rows = list(Event.objects.filter(user_id__isnull=True).values_list("pk", "payload"))
+    for pk, payload in rows:
+        user_id = payload.get("user_id") if isinstance(payload, dict) else None
         if isinstance(user_id, int):
-            Event.objects.filter(pk=event.pk).update(user_id=user_id)
+            Event.objects.filter(pk=pk).update(user_id=user_id)
 
 
 class Migration(migrations.Migration):

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 
+import psycopg
 import pytest
 from django.db import InterfaceError, OperationalError
 from django.db.utils import ConnectionHandler
@@ -19,7 +21,17 @@ LEAKY_MESSAGE = (
 
 
 def database_down(request: HttpRequest) -> HttpResponse:
-    raise OperationalError(LEAKY_MESSAGE)
+    # As Django raises it: its own class, the driver's error as the cause (no SQLSTATE: no connection).
+    raise OperationalError(LEAKY_MESSAGE) from psycopg.OperationalError(LEAKY_MESSAGE)
+
+
+def deadlock(request: HttpRequest) -> HttpResponse:
+    raise OperationalError("deadlock detected") from psycopg.errors.DeadlockDetected("deadlock detected")
+
+
+def sqlite_error(request: HttpRequest) -> HttpResponse:
+    message = request.GET["message"]
+    raise OperationalError(message) from sqlite3.OperationalError(message)
 
 
 def connection_gone(request: HttpRequest) -> HttpResponse:
@@ -55,6 +67,8 @@ def unreachable_postgres(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("database-down/", database_down, name="database-down"),
+    path("deadlock/", deadlock),
+    path("sqlite-error/", sqlite_error),
     path("connection-gone/", connection_gone),
     path("broken/", broken),
     path("unreachable-postgres/", unreachable_postgres),
@@ -122,3 +136,18 @@ def test_with_debug_a_database_error_is_left_to_djangos_technical_page(settings,
 
     with pytest.raises(OperationalError):
         client.get("/database-down/")
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/deadlock/", 500),  # a bug or a conflict to see, not an outage
+        ("/sqlite-error/?message=no such table: users_user", 500),
+        ("/sqlite-error/?message=database is locked", 503),
+    ],
+)
+def test_only_a_database_that_cannot_be_reached_answers_503(settings, path: str, status: int) -> None:
+    settings.DEBUG = False
+    client = Client(raise_request_exception=False)
+
+    assert client.get(path).status_code == status

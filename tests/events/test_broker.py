@@ -117,3 +117,18 @@ def test_the_command_lists_without_content_and_clears(client: redis.Redis, consu
 
     call_command("broker_dead_letters", "--clear", stdout=StringIO())
     assert client.llen(DEAD_LETTER_KEY) == 0
+
+
+def test_a_compressed_task_message_reads(envelope: dict[str, Any]) -> None:
+    from kombu.compression import compress
+
+    body, _content_type = compress(base64.b64decode(envelope["body"]), "zlib")
+    compressed = {
+        **envelope,
+        "body": base64.b64encode(body).decode(),
+        "headers": {**envelope["headers"], "compression": "application/x-gzip"},
+    }
+
+    check_task(compressed)
+    with pytest.raises(Unreadable, match="decompress"):
+        check_task({**compressed, "body": base64.b64encode(b"not zlib").decode()})

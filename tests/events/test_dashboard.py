@@ -82,3 +82,13 @@ def test_durations_and_percentiles_read_as_a_person_would() -> None:
     assert [format_seconds(s) for s in (None, 0.25, 3.21, 600, 9000)] == ["—", "250 ms", "3.2 s", "10 min", "2.5 h"]
     assert percentile(list(range(1, 101)), 0.5) == 50 and percentile(list(range(1, 101)), 0.95) == 95
     assert percentile([], 0.5) is None
+
+
+def test_rows_of_a_consumer_no_longer_declared_stay_visible(staff_client: Client) -> None:
+    UserCreatedFactory()
+    Delivery.objects.filter(consumer=CRM).update(consumer="crm.old_name", status=Delivery.Status.FAILED)
+
+    response = staff_client.get(reverse("admin:events_dashboard"))
+
+    assert [(row["consumer"], row["failed"]) for row in response.context["undeclared"]] == [("crm.old_name", 1)]
+    assert "crm.old_name" in response.text

@@ -186,7 +186,9 @@ import django
 django.setup()
 from django.test import Client
 client = Client(HTTP_HOST="relay.example.com")
-print({path: client.get(path).status_code for path in ("/healthz", "/metrics", "/signup/")})
+answers = {path: client.get(path).status_code for path in ("/healthz", "/metrics", "/signup/")}
+answers["https /metrics"] = client.get("/metrics", secure=True).status_code
+print(answers)
 """
 
 
@@ -207,8 +209,9 @@ def test_production_does_not_redirect_probes_to_https_and_hides_metrics_without_
     # when
     answers = run_under_production(METRICS_TOKEN="")
 
-    # then: /signup/ is redirected to HTTPS; the probes are not, and /metrics is not there
-    assert answers == str({"/healthz": 200, "/metrics": 404, "/signup/": 301})
+    # then: the probe is not redirected to HTTPS; /metrics is (its token must not travel in clear
+    # text), and is not there without a token
+    assert answers == str({"/healthz": 200, "/metrics": 301, "/signup/": 301, "https /metrics": 404})
 
 
 def test_readyz_sees_a_real_worker(transactional_db: None, client: Client, tmp_path: Path) -> None:

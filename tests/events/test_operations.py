@@ -144,3 +144,15 @@ def test_the_paused_consumer_s_doorbell_is_answered_without_work() -> None:
     assert run_due(CRM) == 0
     assert get_consumer(CRM).name == CRM
     assert Delivery.objects.get(consumer=CRM).status == Delivery.Status.PENDING
+
+
+def test_a_claim_after_a_pause_takes_nothing_even_past_the_drain_s_own_check() -> None:
+    from events import ledger
+
+    UserCreatedFactory()
+    ConsumerControl.objects.create(consumer=CRM, paused=True)
+
+    # The drain checked before the pause committed; its claim comes after.
+    assert ledger.claim(consumer=CRM, owner="worker:1", limit=10) == []
+    ConsumerControl.objects.filter(consumer=CRM).update(paused=False)
+    assert len(ledger.claim(consumer=CRM, owner="worker:1", limit=10)) == 1

@@ -177,3 +177,19 @@ def test_the_user_page_shows_every_side_effect_with_its_state_error_and_a_replay
     assert reverse("admin:events_delivery_replay", args=[crm.pk]) in response.text
     assert reverse("admin:events_event_change", args=[crm.event_id]) in response.text
     assert response.text.index('id="side-effects"') < response.text.index('name="_save"')
+
+
+def test_the_user_page_shows_side_effects_only_to_who_may_view_the_ledger(staff_client: Client) -> None:
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory()
+    UserCreatedFactory(user_id=user.pk)
+    clerk = UserFactory(is_staff=True)
+    clerk.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    client = Client()
+    client.force_login(clerk)
+
+    response = client.get(reverse("admin:users_user_change", args=[user.pk]))
+
+    assert response.status_code == 200
+    assert 'id="side-effects"' not in response.text
