@@ -34,8 +34,6 @@ def drain(consumer: Consumer) -> int:
     owner = ledger.new_owner()
     # Before the claim: a delivery committed after it rings a new doorbell, one before it is claimed here.
     doorbell_answered(consumer.name)
-    if ledger.consumer_is_paused(consumer.name):
-        return 0  # The rows wait, due; resuming rings again.
     limit = settings.EVENTS_BATCH_SIZE or consumer.batch_size
     claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
     if not claimed:

@@ -74,8 +74,8 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Attempt]:
     worker = owner.rsplit(":", 1)[0]
     with transaction.atomic():
         # SKIP LOCKED on PostgreSQL: two drains of one consumer take different rows without waiting.
-        # A pause committed before this statement leaves the rows alone (the drain's own check is
-        # only a shortcut: a pause may commit between it and here).
+        # A paused consumer's rows wait, due: a pause committed before this statement is honoured,
+        # and resuming rings the consumer again.
         paused = ConsumerControl.objects.filter(consumer=OuterRef("consumer"), paused=True)
         ids = list(
             due(consumer=consumer)
@@ -241,8 +241,3 @@ def prune(*, chunk: int = 5000) -> int:
 def paused_consumers() -> set[str]:
     """Return the names of the consumers an operator has paused."""
     return set(ConsumerControl.objects.filter(paused=True).values_list("consumer", flat=True))
-
-
-def consumer_is_paused(name: str) -> bool:
-    """Return whether an operator has paused the consumer called name."""
-    return ConsumerControl.objects.filter(consumer=name, paused=True).exists()
