@@ -43,6 +43,20 @@ def can_replay(request: HttpRequest) -> bool:
     return request.user.has_perm("events.replay_delivery")
 
 
+class SearchByUserEmail(admin.ModelAdmin):
+    """Search by event id, or by (part of) the e-mail address of the user the event is about."""
+
+    user_id_lookup = "user_id__in"
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[Any, bool]:
+        if "@" in search_term:
+            return queryset.filter(**{self.user_id_lookup: users_matching(search_term)}), False
+        try:
+            return super().get_search_results(request, queryset, search_term)
+        except ValidationError:  # not a UUID: nothing matches (never a 500)
+            return queryset.none(), False
+
+
 class DeliveryInline(admin.TabularInline):
     """What each consumer did with the event."""
 
@@ -66,7 +80,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(SearchByUserEmail):
     """Published events, read-only: they are facts. Each lists its deliveries."""
 
     list_display = ("id", "name", "user_link", "occurred_at")
@@ -81,16 +95,6 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description="user", ordering="user_id")
     def user_link(self, event: Event) -> str:
         return user_link(event.user_id)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
-    ) -> tuple[QuerySet[Event], bool]:
-        if "@" in search_term:
-            return queryset.filter(user_id__in=users_matching(search_term)), False
-        try:
-            return super().get_search_results(request, queryset, search_term)
-        except ValidationError:  # not a UUID: nothing matches (never a 500)
-            return queryset.none(), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -126,7 +130,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(SearchByUserEmail):
     """Deliveries and dead letters: see why one failed, replay one, or replay all failed of a consumer."""
 
     # Few, narrow columns: the last error must be readable without scrolling at 1280 px.
@@ -134,6 +138,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_filter = ("status", "consumer")
     search_fields = ("=event__id",)
     search_help_text = "An event id, or (part of) the e-mail address of the user the event is about."
+    user_id_lookup = "event__user_id__in"
     list_select_related = ("event",)
     date_hierarchy = "created_at"
     actions = ["replay_selected"]
@@ -188,16 +193,6 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return can_replay(request)
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
-    ) -> tuple[QuerySet[Delivery], bool]:
-        if "@" in search_term:
-            return queryset.filter(event__user_id__in=users_matching(search_term)), False
-        try:
-            return super().get_search_results(request, queryset, search_term)
-        except ValidationError:  # not a UUID: nothing matches (never a 500)
-            return queryset.none(), False
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
