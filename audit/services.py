@@ -24,7 +24,7 @@ def audit_entry_record_user_created(*, event: UserCreated) -> AuditEntry:
 
 def audit_entries_record_user_created(*, events: list[UserCreated]) -> None:
     """Record the creation of each user in the audit log in one insert; entries already there stay as they are."""
-    AuditEntry.objects.bulk_create(
+    _insert(
         [
             AuditEntry(
                 event_id=event.event_id,
@@ -35,14 +35,13 @@ def audit_entries_record_user_created(*, events: list[UserCreated]) -> None:
                 occurred_at=event.occurred_at,
             )
             for event in events
-        ],
-        ignore_conflicts=True,  # the unique (event_id, action): a redelivered event adds nothing
+        ]
     )
 
 
 def audit_entries_record_privileges_changed(*, events: list[UserPrivilegesChanged]) -> None:
     """Record each change of a user's privileges, with its actor and what changed, in one insert."""
-    AuditEntry.objects.bulk_create(
+    _insert(
         [
             AuditEntry(
                 event_id=event.event_id,
@@ -54,14 +53,13 @@ def audit_entries_record_privileges_changed(*, events: list[UserPrivilegesChange
                 details=event.changes,
             )
             for event in events
-        ],
-        ignore_conflicts=True,  # the unique (event_id, action): a redelivered event adds nothing
+        ]
     )
 
 
 def audit_entries_record_operator_actions(*, events: list[OperatorActed]) -> None:
     """Record who paused, resumed or replayed what, in one insert."""
-    AuditEntry.objects.bulk_create(
+    _insert(
         [
             AuditEntry(
                 event_id=event.event_id,
@@ -73,6 +71,11 @@ def audit_entries_record_operator_actions(*, events: list[OperatorActed]) -> Non
                 details={"consumers": list(event.consumers), "count": event.count, **event.details},
             )
             for event in events
-        ],
-        ignore_conflicts=True,  # the unique (event_id, action): a redelivered event adds nothing
+        ]
     )
+
+
+def _insert(entries: list[AuditEntry]) -> None:
+    """Insert entries in one statement; those already there stay as they are."""
+    # The unique (event_id, action): a redelivered event adds nothing.
+    AuditEntry.objects.bulk_create(entries, ignore_conflicts=True)

@@ -5,8 +5,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -17,44 +15,16 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from events import dashboard
-from events.dashboard import event_link
+from events.dashboard import SearchByUserEmail, event_link, user_link
 from events.models import Delivery, DeliveryAttempt, Event
 from events.operations import consumer_pause, consumer_resume, deliveries_replay
 from events.registry import Consumer, consumers, get_consumer
 from events.replay import deliveries_for_replay, events_missing_deliveries
 
 
-def users_matching(term: str) -> QuerySet[Any]:
-    """Return the ids of the users whose e-mail address contains term (joined at query time, never copied)."""
-    return get_user_model().objects.filter(email__icontains=term.strip()).values("pk")
-
-
-def user_link(user_id: int | None) -> str:
-    """Link a user id to the user's page, where every side effect for that user is listed."""
-    if user_id is None:
-        return "—"
-    opts = get_user_model()._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[user_id])
-    return format_html('<a href="{}">user #{}</a>', url, user_id)
-
-
 def can_replay(request: HttpRequest) -> bool:
     """Return whether the user may replay deliveries (a permission of its own, not "change")."""
     return request.user.has_perm("events.replay_delivery")
-
-
-class SearchByUserEmail(admin.ModelAdmin):
-    """Search by event id, or by (part of) the e-mail address of the user the event is about."""
-
-    user_id_lookup = "user_id__in"
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[Any, bool]:
-        if "@" in search_term:
-            return queryset.filter(**{self.user_id_lookup: users_matching(search_term)}), False
-        try:
-            return super().get_search_results(request, queryset, search_term)
-        except ValidationError:  # not a UUID: nothing matches (never a 500)
-            return queryset.none(), False
 
 
 class DeliveryInline(admin.TabularInline):

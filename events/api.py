@@ -5,12 +5,13 @@
   registry.
 - `RetrySchedule`, `PermanentError`, `TransientError`, `is_transient`: how failures are retried.
 - `operator_acted`, `OperatorActed`: operators paused, resumed or replayed (the audit log records them).
-- `user_side_effects`, `event_link`: the operator's pages (a user's deliveries; an event id as a link).
+- `user_side_effects`, `event_link`, `user_link`, `SearchByUserEmail`: the operator's pages (a user's
+  deliveries; ids as links; admin lists searched by the user's e-mail).
 """
 
 from __future__ import annotations
 
-from events.dashboard import event_link, user_side_effects
+from events.dashboard import SearchByUserEmail, event_link, user_link, user_side_effects
 from events.operations import OperatorActed, operator_acted
 from events.publishing import DomainEvent, publish
 from events.registry import Consumer, consumer, consumers, consumers_of, get_consumer
@@ -24,6 +25,7 @@ __all__ = [
     "OperatorActed",
     "PermanentError",
     "RetrySchedule",
+    "SearchByUserEmail",
     "TransientError",
     "consumer",
     "consumers",
@@ -33,5 +35,6 @@ __all__ = [
     "is_transient",
     "operator_acted",
     "publish",
+    "user_link",
     "user_side_effects",
 ]
