@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import datetime, time
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -15,6 +14,7 @@ from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from events import dashboard
+from events.conf import events_settings
 from events.dashboard import SearchByUserEmail, event_link, user_link
 from events.models import Delivery, DeliveryAttempt, Event
 from events.operations import consumer_pause, consumer_resume, deliveries_replay
@@ -298,7 +298,7 @@ class DeliveryAdmin(SearchByUserEmail):
             "declared_consumers": [declared.name for declared in consumers()],
             # Overdue for longer than a few sweep intervals means the sweep (beat) is not running.
             "overdue_seconds": None if oldest_due is None else int((timezone.now() - oldest_due).total_seconds()),
-            "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,
+            "sweep_interval": events_settings().sweep_interval,
             # Failing but not yet failed for good: due later, so not overdue, yet not fine either.
             "retrying": Delivery.objects.filter(status=Delivery.Status.PENDING, retries__gt=0)
             .exclude(last_error="")

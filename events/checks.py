@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from celery import current_app
-from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 
+from events.conf import events_settings, problems
 from events.draining import DOORBELL_MAX_COUNTDOWN
 from events.registry import Consumer, consumers
 
@@ -105,6 +105,9 @@ def delivery_guarantee_errors(
 @register("events")
 def check_delivery_guarantees(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
     """Check Celery's configuration and every declared consumer against the delivery guarantees."""
+    invalid = [Error(text, hint="events/conf.py documents each setting.", id="events.E013") for text in problems()]
+    if invalid:
+        return list(invalid)
     declared = consumers()
     routes = {}
     for consumer in declared:
@@ -114,8 +117,8 @@ def check_delivery_guarantees(app_configs: Any, **kwargs: Any) -> list[CheckMess
             conf=current_app.conf,
             declared=declared,
             routes=routes,
-            lease=settings.EVENTS_LEASE,
-            renew_every=settings.EVENTS_LEASE_RENEW_EVERY,
-            sweep_interval=settings.EVENTS_SWEEP_INTERVAL,
+            lease=events_settings().lease,
+            renew_every=events_settings().lease_renew_every,
+            sweep_interval=events_settings().sweep_interval,
         )
     )

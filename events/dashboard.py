@@ -7,7 +7,6 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -20,6 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from events import charts
+from events.conf import events_settings
 from events.ledger import paused_consumers
 from events.models import Delivery, DeliveryAttempt, Event
 from events.registry import consumers_of
@@ -196,8 +196,8 @@ def overview() -> dict[str, Any]:
         "undeclared": undeclared,
         "swept_at": swept_at,
         "sweep_age": format_seconds(sweep_age),
-        "sweep_late": sweep_age is None or sweep_age > 3 * settings.EVENTS_SWEEP_INTERVAL,
-        "sweep_interval": settings.EVENTS_SWEEP_INTERVAL,
+        "sweep_late": sweep_age is None or sweep_age > 3 * events_settings().sweep_interval,
+        "sweep_interval": events_settings().sweep_interval,
         "lag_window_minutes": int(LAG_WINDOW.total_seconds() // 60),
         "chart_events": _events_per_day(now),
         "chart_throughput": _deliveries_per_minute(now),

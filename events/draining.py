@@ -9,10 +9,10 @@ from contextvars import ContextVar
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import transaction
 
 from events import ledger, logcontext
+from events.conf import events_settings
 from events.leases import keeper
 from events.publishing import doorbell_answered
 from events.registry import Consumer
@@ -34,7 +34,7 @@ def drain(consumer: Consumer) -> int:
     owner = ledger.new_owner()
     # Before the claim: a delivery committed after it rings a new doorbell, one before it is claimed here.
     doorbell_answered(consumer.name)
-    limit = settings.EVENTS_BATCH_SIZE or consumer.batch_size
+    limit = events_settings().batch_size or consumer.batch_size
     claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
     if not claimed:
         return 0
@@ -56,7 +56,7 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Attempt], owner: 
     completion is lost with its worker runs again, finds the record and does nothing.
     """
     # Stop starting new items well before the soft time limit; the rest go back to the ledger.
-    deadline = time.monotonic() + settings.EVENTS_TASK_TIME_LIMIT / 2
+    deadline = time.monotonic() + events_settings().task_time_limit / 2
     done: list[ledger.Attempt] = []
     ran = 0
     try:

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_safe
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from events.conf import events_settings
 from events.sweep import last_sweep
 
 logger = logging.getLogger(__name__)
@@ -136,5 +137,5 @@ def check_sweep() -> None:
     if started_at is None:
         raise CheckFailed("never ran")
     age = timezone.now() - started_at
-    if age > timedelta(seconds=SWEEP_STALE_INTERVALS * settings.EVENTS_SWEEP_INTERVAL):
+    if age > timedelta(seconds=SWEEP_STALE_INTERVALS * events_settings().sweep_interval):
         raise CheckFailed(f"last ran {age.total_seconds():.0f} s ago")

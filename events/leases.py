@@ -8,10 +8,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.conf import settings
 from django.db import connection
 
 from events import ledger
+from events.conf import events_settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while True:
-            threading.Event().wait(settings.EVENTS_LEASE_RENEW_EVERY)
+            threading.Event().wait(events_settings().lease_renew_every)
             with self._lock:
                 owners = sorted(self._owners)
             if not owners:

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from events.conf import events_settings
 from events.models import ConsumerControl, Delivery, DeliveryAttempt
 
 ERROR_KEPT = 4000
@@ -53,7 +53,7 @@ def _db_now() -> Now:
 
 
 def lease_until() -> CombinedExpression:
-    return _db_now() + timedelta(seconds=settings.EVENTS_LEASE)
+    return _db_now() + timedelta(seconds=events_settings().lease)
 
 
 def due(*, consumer: str, now: datetime | Now | None = None) -> QuerySet[Delivery]:
@@ -229,7 +229,7 @@ def prune(*, chunk: int = 5000) -> int:
     In chunks, so no statement holds its locks for long. Pending and failed deliveries are never
     pruned: they are owed, or waiting for an operator. Events stay: they are the log of facts.
     """
-    cutoff = timezone.now() - timedelta(days=settings.EVENTS_RETENTION_DAYS)
+    cutoff = timezone.now() - timedelta(days=events_settings().retention_days)
     old = Delivery.objects.filter(status=Delivery.Status.DONE, completed_at__lt=cutoff)
     deleted = 0
     while ids := list(old.values_list("pk", flat=True)[:chunk]):

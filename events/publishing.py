@@ -24,6 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from events import logcontext
+from events.conf import events_settings
 from events.models import Delivery, Event
 from events.registry import consumers_of
 from events.signals import EventSignal
@@ -189,7 +190,7 @@ def doorbells() -> Iterator[Doorbells]:
 def _send(batch: Doorbells) -> None:
     """Set the flags of the pending rings, then publish the doorbells of those not already queued."""
     names = list(batch.pending)
-    ttl_ms = int(settings.EVENTS_DOORBELL_TTL * 1000)
+    ttl_ms = max(1, int(events_settings().doorbell_ttl_seconds * 1000))
     try:
         with _flags().pipeline(transaction=False) as pipe:
             for name in names:

@@ -7,8 +7,9 @@ import smtplib
 from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
+
+from events.conf import events_settings
 
 
 class PermanentError(Exception):
@@ -58,15 +59,15 @@ class RetrySchedule:
 
     @property
     def first_delay(self) -> float:
-        return settings.EVENTS_RETRY_FIRST if self.first is None else self.first
+        return events_settings().retry_first if self.first is None else self.first
 
     @property
     def longest_delay(self) -> float:
-        return settings.EVENTS_RETRY_CAP if self.cap is None else self.cap
+        return events_settings().retry_cap if self.cap is None else self.cap
 
     @property
     def attempts(self) -> int:
-        return settings.EVENTS_RETRY_MAX_ATTEMPTS if self.max_attempts is None else self.max_attempts
+        return events_settings().retry_max_attempts if self.max_attempts is None else self.max_attempts
 
     def nominal_delay(self, attempt: int) -> float:
         """Return the wait after failed attempt number `attempt` (1-based), before jitter."""

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from django.conf import settings
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from events import ledger
+from events.conf import events_settings
 from events.models import SweepRun
 from events.publishing import doorbells
 from events.registry import consumers
@@ -47,7 +47,7 @@ def _take_turn() -> bool:
 
     On the database's clock, like the leases: schedulers on two hosts agree on it.
     """
-    recent = Now() - timedelta(seconds=settings.EVENTS_SWEEP_INTERVAL / 2)
+    recent = Now() - timedelta(seconds=events_settings().sweep_interval / 2)
     if SweepRun.objects.filter(pk=1, started_at__lt=recent).update(started_at=Now()):
         return True
     _row, created = SweepRun.objects.get_or_create(pk=1, defaults={"started_at": timezone.now()})

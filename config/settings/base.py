@@ -10,6 +10,8 @@ from typing import Any
 import environ
 from kombu import Queue
 
+from events.conf import DEFAULTS as EVENTS_DEFAULTS
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -150,29 +152,18 @@ ADMIN_EMAILS = env.list("ADMIN_EMAILS", default=[])
 ADMINS = ADMIN_EMAILS
 
 # EVENTS: delivery rows are the truth, Celery messages are doorbells (docs/reliability.md).
-# Seconds between sweeps (Celery beat runs events.tasks.sweep_deliveries): each pass rings every
-# consumer with due deliveries once.
-EVENTS_SWEEP_INTERVAL = env.float("EVENTS_SWEEP_INTERVAL", default=10.0)
-# A running delivery's lease, renewed every EVENTS_LEASE_RENEW_EVERY seconds while its worker
-# lives: a killed worker's deliveries are due again after at most EVENTS_LEASE seconds.
-EVENTS_LEASE = env.float("EVENTS_LEASE", default=12.0)
-EVENTS_LEASE_RENEW_EVERY = env.float("EVENTS_LEASE_RENEW_EVERY", default=4.0)
-# The default retry schedule: waits from EVENTS_RETRY_FIRST seconds, doubling, capped at
-# EVENTS_RETRY_CAP, for EVENTS_RETRY_MAX_ATTEMPTS attempts (about a day: an outage of an hour of
-# the mail server, the CRM or the database makes no dead letter).
-EVENTS_RETRY_FIRST = env.float("EVENTS_RETRY_FIRST", default=2.0)
-EVENTS_RETRY_CAP = env.float("EVENTS_RETRY_CAP", default=3600.0)
-EVENTS_RETRY_MAX_ATTEMPTS = env.int("EVENTS_RETRY_MAX_ATTEMPTS", default=36)
-# While a consumer's doorbell is queued and unstarted, further rings add no message; a lost
-# doorbell holds back rings for at most this long (the sweep rings regardless).
-EVENTS_DOORBELL_TTL = env.float("EVENTS_DOORBELL_TTL", default=2 * EVENTS_SWEEP_INTERVAL)
-# Deliveries a drain claims at once: each consumer declares its own; set this to override them all
-# (make bench measures 1, 10 and 100).
-EVENTS_BATCH_SIZE = env.int("EVENTS_BATCH_SIZE", default=0)
-# Done deliveries and their attempts are deleted this many days after completion (daily, by beat).
-EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=30)
-# Hard time limit of every task; a drain starts no new delivery after half of it.
-EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=60)
+# events/conf.py documents each EVENTS_* setting and its default; the environment may set any.
+EVENTS_SWEEP_INTERVAL = env.float("EVENTS_SWEEP_INTERVAL", default=EVENTS_DEFAULTS.sweep_interval)
+EVENTS_LEASE = env.float("EVENTS_LEASE", default=EVENTS_DEFAULTS.lease)
+EVENTS_LEASE_RENEW_EVERY = env.float("EVENTS_LEASE_RENEW_EVERY", default=EVENTS_DEFAULTS.lease_renew_every)
+EVENTS_RETRY_FIRST = env.float("EVENTS_RETRY_FIRST", default=EVENTS_DEFAULTS.retry_first)
+EVENTS_RETRY_CAP = env.float("EVENTS_RETRY_CAP", default=EVENTS_DEFAULTS.retry_cap)
+EVENTS_RETRY_MAX_ATTEMPTS = env.int("EVENTS_RETRY_MAX_ATTEMPTS", default=EVENTS_DEFAULTS.retry_max_attempts)
+EVENTS_DOORBELL_TTL = env.float("EVENTS_DOORBELL_TTL", default=EVENTS_DEFAULTS.doorbell_ttl)
+EVENTS_BATCH_SIZE = env.int("EVENTS_BATCH_SIZE", default=EVENTS_DEFAULTS.batch_size)
+EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=EVENTS_DEFAULTS.retention_days)
+EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=EVENTS_DEFAULTS.task_time_limit)
+EVENTS_SWEEP_QUEUE = EVENTS_DEFAULTS.sweep_queue
 
 # METRICS (/metrics, events/metrics.py): when set, a scrape must send "Authorization: Bearer <token>".
 # Empty: open in local and test settings; production answers 404 until it is set.
@@ -240,7 +231,6 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Each consumer's drain runs on a queue named after the consumer (its declaration adds it), so a
 # slow consumer never holds up another; the sweep has its own queue, so busy consumers never starve it.
-EVENTS_SWEEP_QUEUE = "events.sweep"
 CELERY_TASK_ROUTES = [
     "events.registry.route_task",
     {
