@@ -6,8 +6,3 @@ class AnalyticsConfig(AppConfig):
 
     name = "analytics"
     verbose_name = "Analytics"
-
-    def ready(self) -> None:
-        from analytics import receivers, tasks
-
-        tasks.track_signup.connect(receivers.track_signup)

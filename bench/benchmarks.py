@@ -22,8 +22,8 @@ from devtools.fakes import CRMResponse, FakeCRM, SMTPSink
 from devtools.processes import WebServer, wait_until
 from events import ledger
 from events.api import consumers_of
+from events.doorbells import doorbells
 from events.models import Delivery, Event
-from events.publishing import doorbells
 from users.events import UserCreated, UserCreationSource
 from users.models import User
 from users.services import user_create, user_email_is_taken

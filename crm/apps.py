@@ -8,6 +8,4 @@ class CrmConfig(AppConfig):
     verbose_name = "CRM"
 
     def ready(self) -> None:
-        from crm import checks, receivers, tasks  # noqa: F401  (checks registers itself)
-
-        tasks.sync_contact.connect(receivers.sync_contact)
+        from crm import checks  # noqa: F401  (registers the CRM settings check)

@@ -12,9 +12,10 @@
 from __future__ import annotations
 
 from events.dashboard import SearchByUserEmail, event_link, user_link, user_side_effects
+from events.declaration import consumer
 from events.operations import OperatorActed, operator_acted
 from events.publishing import DomainEvent, publish
-from events.registry import Consumer, consumer, consumers, consumers_of, get_consumer
+from events.registry import Consumer, consumers, consumers_of, get_consumer
 from events.retry import PermanentError, RetrySchedule, TransientError, is_transient
 from events.signals import EventSignal
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
 
 
 class EventsConfig(AppConfig):
@@ -9,3 +10,7 @@ class EventsConfig(AppConfig):
 
     def ready(self) -> None:
         from events import checks  # noqa: F401  (registers the delivery guarantees check)
+
+        # Every app's consumers are declared (and subscribed) in its tasks.py, as Django's admin
+        # finds admin.py: each process knows every subscriber before it publishes its first event.
+        autodiscover_modules("tasks")

@@ -84,13 +84,12 @@ def delivery_guarantee_errors(
             "Lower EVENTS_LEASE or EVENTS_SWEEP_INTERVAL.",
         )
     for consumer in declared:
-        if not consumer.receiver_connected:
+        if not consumer.subscribed:
             fail(
                 "E009",
-                f"Consumer {consumer.name} is declared but its receiver is never connected: no event rings it "
-                "(only the sweep would).",
-                f"Connect it in its AppConfig.ready(): {consumer.handler.__module__}.{consumer.handler.__name__}"
-                ".connect(receivers.<receiver>).",
+                f"Consumer {consumer.name} is declared but not subscribed to {consumer.signal.event_class.name}: "
+                "no event published from now on is owed to it, so it can never run again.",
+                "Remove its declaration, or leave it subscribed (its declaration subscribes it).",
             )
         queue = routes.get(consumer.task.name)
         if queue != consumer.queue:

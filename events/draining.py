@@ -13,8 +13,8 @@ from django.db import transaction
 
 from events import ledger, logcontext
 from events.conf import events_settings
+from events.doorbells import doorbell_answered
 from events.leases import keeper
-from events.publishing import doorbell_answered
 from events.registry import Consumer
 from events.retry import PermanentError, is_transient
 from events.signals import event_signals

@@ -10,8 +10,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from events.doorbells import doorbells
 from events.models import Delivery, Event
-from events.publishing import doorbells
 from events.registry import Consumer, get_consumer
 
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from events import ledger
 from events.conf import events_settings
+from events.doorbells import doorbells
 from events.models import SweepRun
-from events.publishing import doorbells
 from events.registry import consumers
 
 logger = logging.getLogger(__name__)

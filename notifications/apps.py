@@ -6,9 +6,3 @@ class NotificationsConfig(AppConfig):
 
     name = "notifications"
     verbose_name = "Notifications"
-
-    def ready(self) -> None:
-        from notifications import receivers, tasks
-
-        tasks.send_welcome_email.connect(receivers.send_welcome_email)
-        tasks.notify_admins.connect(receivers.notify_admins)

@@ -15,7 +15,7 @@ from crm.backends import locmem
 from devtools.fakes import FakeCRM, SMTPSink, running_crm, running_smtp
 from devtools.processes import ManagedProcess, celery_worker, current_database_url
 from events.api import consumers_of
-from events.publishing import forget_doorbells
+from events.doorbells import forget_doorbells
 from tests.broker import purge_queues
 from tests.factories import PASSWORD, UserFactory
 from users.events import UserCreated

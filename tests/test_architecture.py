@@ -92,3 +92,86 @@ def test_the_architecture_check_sees_imports() -> None:
 
     assert "users.models" in imports["crm/services.py"]
     assert "events.api" in imports["crm/tasks.py"]
+
+
+def event_layer_imports() -> dict[str, set[str]]:
+    """Map each module of the event layer (events.*) to the event-layer modules it imports, anywhere in it."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted((BASE_DIR / "events").rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        module = ".".join(path.relative_to(BASE_DIR).with_suffix("").parts).removesuffix(".__init__")
+        tree = ast.parse(path.read_text(), filename=str(path))
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets.add(node.module)
+                # `from events import ledger` imports the module events.ledger.
+                targets.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[module] = targets
+    return {
+        module: {target for target in targets if target in graph and target != module}
+        for module, targets in graph.items()
+    }
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return every strongly connected group of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_event_layer_has_no_import_cycle() -> None:
+    graph = event_layer_imports()
+
+    assert "events.ledger" in graph["events.draining"]  # it parses what it checks
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_event_layer_imports_nothing_inside_a_function_but_its_app_config() -> None:
+    offenders = []
+    for path in sorted((BASE_DIR / "events").rglob("*.py")):
+        if "migrations" in path.parts or path.name == "apps.py":  # AppConfig.ready(): Django's own idiom
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for function in ast.walk(tree):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                offenders.extend(
+                    f"{path.relative_to(BASE_DIR)}:{node.lineno}"
+                    for node in ast.walk(function)
+                    if isinstance(node, ast.Import | ast.ImportFrom)
+                )
+
+    assert offenders == []

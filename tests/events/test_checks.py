@@ -78,11 +78,12 @@ def test_a_recovery_slower_than_thirty_seconds_fails_the_check() -> None:
     assert "events.E012" in error_ids(**inputs)
 
 
-def test_a_consumer_whose_receiver_is_never_connected_fails_the_check() -> None:
+def test_a_consumer_no_longer_subscribed_fails_the_check() -> None:
     @consumer(user_created)
     def forgotten(event: UserCreated) -> None:
-        """Never rung."""
+        """Never owed anything again."""
 
+    forgotten.unsubscribe()
     try:
         ids = [error.id for error in check_delivery_guarantees(None)]
     finally:

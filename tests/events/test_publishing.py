@@ -8,8 +8,8 @@ from django.db import transaction
 
 from config.celery_app import app
 from events.api import publish
+from events.doorbells import doorbells
 from events.models import Delivery, Event
-from events.publishing import doorbells
 from events.testing import capture_events
 from tests.broker import drain_queue
 from tests.factories import UserFactory
@@ -100,7 +100,7 @@ def test_capture_events_sees_what_a_block_publishes() -> None:
 
 def test_a_doorbell_already_queued_is_not_rung_again_until_its_drain_starts(consumer_names: list[str]) -> None:
     from events.api import get_consumer
-    from events.publishing import doorbell_answered
+    from events.doorbells import doorbell_answered
 
     consumer = get_consumer(consumer_names[0])
 

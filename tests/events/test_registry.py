@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from config.celery_app import app
 from events import registry
-from events.api import Consumer, consumer, consumers, get_consumer, publish
+from events.api import Consumer, consumer, consumers, consumers_of, get_consumer, publish
 from events.checks import check_delivery_guarantees
 from events.models import Delivery
 from events.registry import consumers_matching
@@ -30,10 +29,6 @@ def throwaway() -> Iterator[Consumer]:
         """Remember the event."""
         greeted.append(str(event.event_id))
 
-    def receiver(sender: Any, *, event: UserCreated, **kwargs: Any) -> None:
-        greet_user.ring()
-
-    greet_user.connect(receiver)
     yield greet_user
     registry.unregister(greet_user.name)
     greeted.clear()
@@ -41,9 +36,37 @@ def throwaway() -> Iterator[Consumer]:
 
 def test_every_consumer_is_named_once_for_its_receiver_queue_and_task() -> None:
     for declared in consumers():
-        assert declared.name in declared.signal.connected
+        assert declared.signal.connected[declared.name] == declared.receive
         assert app.amqp.router.route({}, declared.task.name)["queue"].name == declared.name
         assert declared.name in app.amqp.queues.consume_from
+
+
+@pytest.mark.parametrize("name", [declared.name for declared in consumers()])
+def test_each_consumers_receiver_rings_only_its_own_doorbell(name: str) -> None:
+    declared = get_consumer(name)
+
+    # The receiver reads nothing of the event: the delivery row already says what is owed.
+    declared.receive(declared.signal.event_class, event=object())
+
+    for other in consumers():
+        expected = [(other.task.name, [], {})] if other is declared else []
+        assert [(task.name, task.args, task.kwargs) for task in drain_queue(app, other.queue)] == expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unsubscribed_consumer_is_owed_nothing_published_after(
+    throwaway: Consumer, django_capture_on_commit_callbacks
+) -> None:
+    throwaway.unsubscribe()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        publish(signal=user_created, event=UserCreated(user_id=UserFactory().pk, source=UserCreationSource.SERVICE))
+
+    assert not Delivery.objects.filter(consumer=throwaway.name).exists()
+    assert Delivery.objects.filter(consumer__in=[c.name for c in consumers_of(user_created)]).count() == len(
+        consumers_of(user_created)
+    )
+    assert drain_queue(app, throwaway.queue) == []
 
 
 @pytest.mark.django_db(transaction=True)

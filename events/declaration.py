@@ -1,0 +1,89 @@
+"""Declaring a consumer: one decorator gives a handler its name, its Celery task, its queue and its receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from celery import current_app, shared_task
+from django.apps import apps
+from kombu import Queue
+
+from events.draining import drain
+from events.registry import Consumer, register
+from events.retry import DATABASE_ERRORS, RetrySchedule
+from events.signals import EventSignal
+
+# Doorbells of a drain that met a database error wait this long at most before ringing again.
+DOORBELL_RETRY_BACKOFF_MAX = 30
+
+
+def consumer(
+    signal: EventSignal,
+    *,
+    atomic: bool = False,
+    many: bool = False,
+    retry: RetrySchedule | None = None,
+    batch_size: int = 20,
+    session: Callable[[], AbstractContextManager[object]] | None = None,
+) -> Callable[[Callable[[Any], object]], Consumer]:
+    """Declare handler as a consumer of signal's events: its drain task, its queue, and its receiver, subscribed.
+
+    Declarations live in each consumer app's tasks.py, which the events app imports as Django
+    starts (EventsConfig.ready), so every process has the same subscribers before it publishes.
+    """
+
+    if many and not atomic:
+        raise ValueError("many=True is for atomic consumers: an external effect is recorded one by one")
+
+    def declare(handler: Callable[[Any], object]) -> Consumer:
+        declared = Consumer(
+            name=f"{_app_label(handler.__module__)}.{handler.__name__}",
+            signal=signal,
+            handler=handler,
+            retry=retry or RetrySchedule(),
+            atomic=atomic,
+            many=many,
+            batch_size=batch_size,
+            session=session,
+        )
+        register(declared)
+        declared.task = _drain_task(declared)
+        declared.subscribe()
+        return declared
+
+    return declare
+
+
+def _app_label(module: str) -> str:
+    config = apps.get_containing_app_config(module)
+    return config.label if config is not None else module.split(".")[0]
+
+
+def _drain_task(declared: Consumer) -> Any:
+    """Return the Celery task that drains declared's deliveries, on the consumer's own queue."""
+    handler = declared.handler
+
+    def run() -> int:
+        return drain(declared)
+
+    run.__name__ = handler.__name__
+    run.__qualname__ = handler.__qualname__
+    run.__module__ = handler.__module__
+    run.__doc__ = handler.__doc__
+    task = shared_task(
+        name=declared.task_name,
+        ignore_result=True,
+        # A doorbell lost with its worker loses nothing (the rows are the truth): acknowledge early.
+        acks_late=False,
+        # The database being down is the one failure of a drain itself: ring again later, never drop.
+        autoretry_for=DATABASE_ERRORS,
+        retry_backoff=1,
+        retry_backoff_max=DOORBELL_RETRY_BACKOFF_MAX,
+        retry_jitter=True,
+        max_retries=None,
+    )(run)
+    # A plain `celery -A config worker` consumes every consumer's queue; `-Q` still selects.
+    current_app.amqp.queues.select_add(Queue(declared.queue, routing_key=declared.queue))
+    return task
