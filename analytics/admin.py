@@ -8,7 +8,7 @@ from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
 
 from analytics.models import AnalyticsEvent
-from events.api import event_link
+from events.operator.api import event_link
 
 SIGNUP_DAYS_SHOWN = 30
 

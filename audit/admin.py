@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from audit.models import AuditEntry
-from events.api import SearchByUserEmail, event_link, user_link
+from events.operator.api import SearchByUserEmail, event_link, user_link
 
 
 @admin.register(AuditEntry)

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from events import health, metrics
+from config import health
+from events.operator import metrics
 from users.views import HomeView
 
 admin.site.site_header = "Relay administration"

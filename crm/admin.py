@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from crm.models import ContactSync
-from events.api import event_link
+from events.operator.api import event_link
 
 
 @admin.register(ContactSync)

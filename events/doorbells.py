@@ -50,7 +50,8 @@ _current: ContextVar[Doorbells | None] = ContextVar("events_doorbells", default=
 DOORBELL_FLAG = "events:doorbell:{}"
 
 
-def _flags() -> redis.Redis:
+def broker_redis() -> redis.Redis:
+    """Return this process's client of the broker's Redis: a frozen Redis holds no caller longer than 0.5 s."""
     return _redis(settings.CELERY_BROKER_URL)
 
 
@@ -89,7 +90,7 @@ def _send(batch: Doorbells) -> None:
     names = list(batch.pending)
     ttl_ms = max(1, int(events_settings().doorbell_ttl_seconds * 1000))
     try:
-        with _flags().pipeline(transaction=False) as pipe:
+        with broker_redis().pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.set(DOORBELL_FLAG.format(name), 1, px=ttl_ms, nx=not batch.pending[name][1])
             fresh = pipe.execute()
@@ -129,14 +130,14 @@ def ring(consumer: str, task: Task, *, countdown: float | None = None, force: bo
 def doorbell_answered(consumer: str) -> None:
     """Clear the consumer's flag as its drain starts: a ring from now on is for rows it may not see."""
     try:
-        _flags().delete(DOORBELL_FLAG.format(consumer))
+        broker_redis().delete(DOORBELL_FLAG.format(consumer))
     except BROKER_ERRORS:
         pass  # The flag expires on its own; the sweep rings meanwhile.
 
 
 def forget_doorbells() -> None:
     """Clear every consumer's flag (tests start from an empty broker)."""
-    client = _flags()
+    client = broker_redis()
     keys = list(client.scan_iter(DOORBELL_FLAG.format("*")))
     if keys:
         client.delete(*keys)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.http import HttpRequest
 
-from events.api import event_link
+from events.operator.api import event_link
 from notifications.models import Notification
 
 

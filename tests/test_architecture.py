@@ -13,8 +13,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PRODUCER = "users"
 # Every app that declares a consumer, from the registry: a new consumer app is covered by itself.
 CONSUMER_APPS = sorted({declared.handler.__module__.split(".")[0] for declared in consumers()})
-# What other apps may import of the events app (tests may also use events.testing).
-EVENTS_PUBLIC = {"events", "events.api"}
+# What other apps may import of the event layer: the API for producers and consumers, and the
+# operator's helpers for their admins (tests may also use events.testing).
+EVENTS_PUBLIC = {"events.api", "events.operator.api"}
 
 
 def imported_modules(app: str) -> dict[str, set[str]]:
@@ -175,3 +176,24 @@ def test_the_event_layer_imports_nothing_inside_a_function_but_its_app_config() 
                 )
 
     assert offenders == []
+
+
+def test_the_producers_and_consumers_api_loads_no_admin_and_no_operator_page() -> None:
+    graph = event_layer_imports()
+    seen, todo = set(), ["events.api"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(graph[module])
+    external = {
+        module: modules
+        for module, modules in imported_modules("events").items()
+        if module.replace("/", ".").removesuffix(".py") in seen
+    }
+
+    assert "events.publishing" in seen  # it follows what it checks
+    assert not {module for module in seen if module.startswith("events.operator")}
+    assert {
+        path: sorted(m for m in found if m.startswith("django.contrib.admin")) for path, found in external.items()
+    } == {path: [] for path in external}

@@ -7,7 +7,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 
-from events.api import user_side_effects
+from events.operator.api import user_side_effects
 from users.events import UserCreationSource
 from users.forms import UserChangeForm, UserCreationForm
 from users.models import User

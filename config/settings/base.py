@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "events",
+    "events.operator",
     "notifications",
     "audit",
     "analytics",
@@ -165,7 +166,7 @@ EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=EVENTS_DEFAULTS
 EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=EVENTS_DEFAULTS.task_time_limit)
 EVENTS_SWEEP_QUEUE = EVENTS_DEFAULTS.sweep_queue
 
-# METRICS (/metrics, events/metrics.py): when set, a scrape must send "Authorization: Bearer <token>".
+# METRICS (/metrics, events/operator/metrics.py): when set, a scrape must send "Authorization: Bearer <token>".
 # Empty: open in local and test settings; production answers 404 until it is set.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_REQUIRE_TOKEN = False

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import inspect
 import json
 from collections.abc import Iterator
 from io import StringIO
 from typing import Any
 
+import kombu
 import pytest
 import redis
 from django.conf import settings
 from django.core.management import call_command
+from kombu.transport import redis as kombu_redis
 
 from config.celery_app import app as celery_app
 from events.api import get_consumer
@@ -132,3 +136,21 @@ def test_a_compressed_task_message_reads(envelope: dict[str, Any]) -> None:
     check_task(compressed)
     with pytest.raises(Unreadable, match="decompress"):
         check_task({**compressed, "body": base64.b64encode(b"not zlib").decode()})
+
+
+# The upstream methods events.broker.Channel overrides, as read when it was written (kombu 5.7.0).
+UPSTREAM_READS = {
+    "_brpop_read": "c42518699709f2df90f55a048fe6346612ae5527e5c4a6819f2c0920dc62088f",
+    "_get": "be26a9f1eb4cf8da2aa65f4815a1709bf80b4434b064d3d7146872d318ad506c",
+}
+
+
+def test_the_overridden_kombu_reads_are_the_ones_the_transport_was_written_against() -> None:
+    """Fail on a kombu upgrade that changes what the transport overrides: re-read them, then update the digests."""
+    digests = {
+        name: hashlib.sha256(inspect.getsource(getattr(kombu_redis.Channel, name)).encode()).hexdigest()
+        for name in UPSTREAM_READS
+    }
+
+    assert kombu.__version__ == "5.7.0"
+    assert digests == UPSTREAM_READS

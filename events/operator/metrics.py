@@ -26,7 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from events.broker import DEAD_LETTER_KEY
-from events.health import redis_client
+from events.doorbells import broker_redis
 from events.models import Delivery, DeliveryAttempt, Event
 from events.registry import consumers
 
@@ -145,7 +145,7 @@ class RelayCollector(Collector):
 
     def _dead_letters(self) -> Metric | None:
         try:
-            length = redis_client(settings.REDIS_URL).llen(DEAD_LETTER_KEY)
+            length = broker_redis().llen(DEAD_LETTER_KEY)
         except (redis.RedisError, OSError):
             return None  # Redis does not answer within the check timeout: leave the metric out of this scrape.
         family = GaugeMetricFamily(

@@ -150,7 +150,8 @@ def test_metrics_leave_out_the_dead_letters_when_redis_does_not_answer(client: C
 
     # when
     started = time.perf_counter()
-    with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"):
+    # The dead letters are kept in the broker's Redis.
+    with override_settings(CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0"):
         samples = scrape(client)
     took = time.perf_counter() - started
 

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
+from django.utils.log import log_response
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from redis.backoff import NoBackoff
@@ -66,9 +67,9 @@ def readyz(request: HttpRequest) -> JsonResponse:
     response = JsonResponse({"status": "fail" if failed else "ok", "checks": checks}, status=503 if failed else 200)
     if failed:
         # A probe asks every few seconds: one warning naming the checks, not Django's error log
-        # (and error mail) for each 503.
-        logger.warning("Not ready: %s", ", ".join(f"{name} ({checks[name]['reason']})" for name in failed))
-        response._has_been_logged = True  # noqa: SLF001  (what django.utils.log.log_response reads)
+        # (and error mail) for each 503; log_response marks the response as logged.
+        reasons = ", ".join(f"{name} ({checks[name]['reason']})" for name in failed)
+        log_response("Not ready: %s", reasons, response=response, request=request, logger=logger, level="warning")
     return response
 
 

@@ -15,9 +15,9 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from config import health
 from devtools.processes import BASE_DIR, celery_worker, current_database_url, wait_until
 from devtools.redis_server import RedisServer, free_port
-from events import health
 from events.models import SweepRun
 
 ALL_OK = {name: {"status": "ok"} for name in ("database", "redis", "worker", "sweep")}
@@ -241,3 +241,22 @@ def test_readyz_sees_a_real_worker(transactional_db: None, client: Client, tmp_p
     status, body, _took = answers[-1]
     assert status == 200
     assert body == {"status": "ok", "checks": ALL_OK}
+
+
+@pytest.mark.django_db
+def test_a_failing_readyz_logs_one_warning_and_no_error(
+    client: Client, worker_answers: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a sweep that never ran
+    SweepRun.objects.all().delete()
+
+    # when
+    with caplog.at_level("INFO"):
+        status, _body, _took = readyz(client)
+
+    # then: one warning naming the check; Django's request log (and its error mail) stays quiet
+    assert status == 503
+    assert [(record.name, record.levelname) for record in caplog.records if record.levelno >= 30] == [
+        ("config.health", "WARNING")
+    ]
+    assert "sweep" in caplog.records[-1].getMessage()

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from events.api import consumers
-from events.dashboard import format_seconds, percentile
 from events.models import ConsumerControl, Delivery, SweepRun
+from events.operator.measures import format_seconds, percentile
 from events.testing import run_due
 from tests.factories import UserCreatedFactory
 

@@ -13,11 +13,12 @@ from django.utils.dateparse import parse_date
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from events import dashboard
 from events.conf import events_settings
-from events.dashboard import SearchByUserEmail, event_link, user_link
 from events.models import Delivery, DeliveryAttempt, Event
 from events.operations import consumer_pause, consumer_resume, deliveries_replay
+from events.operator import dashboard
+from events.operator.links import SearchByUserEmail, event_link, user_link
+from events.operator.measures import format_seconds, lag_seconds
 from events.registry import Consumer, consumers, get_consumer
 from events.replay import deliveries_for_replay, events_missing_deliveries
 
@@ -144,7 +145,7 @@ class DeliveryAdmin(SearchByUserEmail):
 
     @admin.display(description="lag (commit to done)")
     def lag(self, delivery: Delivery) -> str:
-        return dashboard.format_seconds(dashboard.lag_seconds(delivery))
+        return format_seconds(lag_seconds(delivery))
 
     @admin.display(description="last error")
     def error(self, delivery: Delivery) -> str:

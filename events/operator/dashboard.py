@@ -1,27 +1,21 @@
-"""What the operator's pages show: the catalogue from the running code, each consumer's state, lag and charts."""
+"""The dashboard: the catalogue from the running code, each consumer's state and lag, and three charts."""
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib import admin
-from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
-from django.db.models import Count, Min, Prefetch, Q, QuerySet
+from django.db.models import Count, Min, Q
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncMinute
-from django.http import HttpRequest
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
-from events import charts
 from events.conf import events_settings
 from events.ledger import paused_consumers
-from events.models import Delivery, DeliveryAttempt, Event
+from events.models import Delivery, Event
+from events.operator import charts
+from events.operator.measures import format_seconds, percentile
 from events.registry import consumers_of
 from events.signals import event_signals
 from events.sweep import last_sweep
@@ -30,97 +24,6 @@ LAG_WINDOW = timedelta(hours=1)
 # The lag percentiles are over the newest deliveries of the window, at most this many per consumer.
 LAG_SAMPLE = 5000
 EVENT_DAYS = 14
-
-
-def lag_seconds(delivery: Delivery) -> float | None:
-    """Return the seconds from the event's commit to the delivery's completion, None while not done."""
-    if delivery.completed_at is None or delivery.status != Delivery.Status.DONE:
-        return None
-    return max(0.0, (delivery.completed_at - delivery.created_at).total_seconds())
-
-
-def event_link(event_id: Any) -> str:
-    """Link an event id to its page in the admin (its payload and every delivery)."""
-    return format_html('<a href="{}">{}</a>', reverse("admin:events_event_change", args=[event_id]), event_id)
-
-
-def user_link(user_id: int | None) -> str:
-    """Link a user id to the user's page, where every side effect for that user is listed."""
-    if user_id is None:
-        return "—"
-    opts = get_user_model()._meta
-    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[user_id])
-    return format_html('<a href="{}">user #{}</a>', url, user_id)
-
-
-def users_matching(term: str) -> QuerySet[Any]:
-    """Return the ids of the users whose e-mail address contains term (joined at query time, never copied)."""
-    return get_user_model().objects.filter(email__icontains=term.strip()).values("pk")
-
-
-class SearchByUserEmail(admin.ModelAdmin):
-    """An admin list searched by its own fields, or by (part of) the e-mail address of the user it names."""
-
-    # The lookup that takes the matching users' ids, e.g. "event__user_id__in".
-    user_id_lookup = "user_id__in"
-
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> tuple[Any, bool]:
-        if "@" in search_term:
-            return queryset.filter(**{self.user_id_lookup: users_matching(search_term)}), False
-        try:
-            return super().get_search_results(request, queryset, search_term)
-        except (ValidationError, ValueError):  # not an id or a UUID: nothing matches (never a 500)
-            return queryset.none(), False
-
-
-def format_seconds(seconds: float | None) -> str:
-    """Say a duration the way a person reads it: 850 ms, 3.2 s, 4 min, 2.5 h."""
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Return the nearest-rank percentile of values (None for none)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def user_side_effects(*, user_id: int) -> list[Delivery]:
-    """Return every delivery of the events about user_id, newest event first, with their attempt history.
-
-    Each carries what the page shows: `state` (running, pending, done, failed, paused), `lag`, `error_line`.
-    """
-    now = timezone.now()
-    paused = paused_consumers()
-    deliveries = list(
-        Delivery.objects.filter(event__user_id=user_id)
-        .select_related("event")
-        .prefetch_related(Prefetch("attempt_history", queryset=DeliveryAttempt.objects.order_by("number")))
-        .order_by("-event__occurred_at", "consumer")
-    )
-    for delivery in deliveries:
-        state = delivery.status
-        if state == Delivery.Status.PENDING:
-            if delivery.lease_until is not None and delivery.lease_until > now:
-                state = "running"
-            elif delivery.consumer in paused:
-                state = "paused"
-        delivery.state = state  # type: ignore[attr-defined]
-        delivery.lag = format_seconds(lag_seconds(delivery))  # type: ignore[attr-defined]
-        lines = [line for line in delivery.last_error.strip().splitlines() if line.strip()]
-        # A done delivery shows no stale error; its attempt history keeps every one.
-        error = lines[-1][:300] if lines and state != Delivery.Status.DONE else ""
-        delivery.error_line = error  # type: ignore[attr-defined]
-    return deliveries
 
 
 def consumer_states(now: datetime) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,39 @@
+"""A user's side effects: every delivery of the events about the user, with its state and history."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.utils import timezone
+
+from events.ledger import paused_consumers
+from events.models import Delivery, DeliveryAttempt
+from events.operator.measures import format_seconds, lag_seconds
+
+
+def user_side_effects(*, user_id: int) -> list[Delivery]:
+    """Return every delivery of the events about user_id, newest event first, with their attempt history.
+
+    Each carries what the page shows: `state` (running, pending, done, failed, paused), `lag`, `error_line`.
+    """
+    now = timezone.now()
+    paused = paused_consumers()
+    deliveries = list(
+        Delivery.objects.filter(event__user_id=user_id)
+        .select_related("event")
+        .prefetch_related(Prefetch("attempt_history", queryset=DeliveryAttempt.objects.order_by("number")))
+        .order_by("-event__occurred_at", "consumer")
+    )
+    for delivery in deliveries:
+        state = delivery.status
+        if state == Delivery.Status.PENDING:
+            if delivery.lease_until is not None and delivery.lease_until > now:
+                state = "running"
+            elif delivery.consumer in paused:
+                state = "paused"
+        delivery.state = state  # type: ignore[attr-defined]
+        delivery.lag = format_seconds(lag_seconds(delivery))  # type: ignore[attr-defined]
+        lines = [line for line in delivery.last_error.strip().splitlines() if line.strip()]
+        # A done delivery shows no stale error; its attempt history keeps every one.
+        error = lines[-1][:300] if lines and state != Delivery.Status.DONE else ""
+        delivery.error_line = error  # type: ignore[attr-defined]
+    return deliveries
