@@ -46,10 +46,24 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
+class DatabaseNow(Now):
+    """The database's clock; on SQLite written to the microsecond, as Django writes datetimes there.
+
+    SQLite compares datetimes as text: Django's Now() there has milliseconds ("…07.117"), which
+    sorts before a due time written in the same millisecond ("…07.117000"), so a delivery due now
+    would not be due until the next millisecond.
+    """
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(
+            compiler, connection, template="STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f000', 'NOW')", **extra_context
+        )
+
+
 def _db_now() -> Now:
     # Leases and due times are read and written on the database's clock: workers on hosts whose
     # clocks differ by more than a lease would otherwise take over each other's live deliveries.
-    return Now()
+    return DatabaseNow()
 
 
 def lease_until() -> CombinedExpression:

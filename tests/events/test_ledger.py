@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db.models import DateTimeField, ExpressionWrapper
 from django.utils import timezone
 
 from events import ledger
@@ -143,3 +144,15 @@ def test_pruning_deletes_only_done_deliveries_past_the_retention(settings) -> No
     assert Delivery.objects.filter(consumer=AUDIT, event_id=recent.event_id).exists()
     assert Delivery.objects.filter(consumer=AUDIT, event_id=failed.event_id).exists()
     assert Delivery.objects.filter(event_id=old.event_id).exclude(consumer=AUDIT).exists()  # still pending
+
+
+def test_a_delivery_given_back_due_now_is_due_in_the_same_instant() -> None:
+    # given: a due time written on the database's clock, "now + 0 s", as a retry with no wait writes it
+    UserCreatedFactory()
+    written = ExpressionWrapper(ledger.DatabaseNow() + timedelta(seconds=0), output_field=DateTimeField())
+
+    # when: compared with the database's clock in the same statement (the same instant on SQLite)
+    due_now = Delivery.objects.alias(written=written).filter(written__lte=ledger.DatabaseNow())
+
+    # then: it is due (SQLite compares text: a millisecond clock sorted it after "now")
+    assert due_now.count() == Delivery.objects.count()
