@@ -462,8 +462,8 @@ def _fill_done_deliveries(count: int) -> None:
             )
             cursor.execute(
                 """
-                INSERT INTO events_delivery (event_id, consumer, status, attempts, retries, due_at, lease_owner,
-                                             last_error, created_at, updated_at, completed_at)
+                INSERT INTO events_delivery (event_id, consumer, status, attempts, attempts_since_replay, due_at,
+                                             lease_owner, last_error, created_at, updated_at, completed_at)
                 SELECT e.id, c.consumer, 'done', 1, 1, NULL, '', '', e.occurred_at, e.occurred_at,
                        e.occurred_at
                 FROM events_event e CROSS JOIN unnest(%s::text[]) AS c(consumer)
@@ -485,8 +485,8 @@ def _fill_done_deliveries(count: int) -> None:
             consumers = " UNION ALL ".join("SELECT %s AS consumer" for _ in CONSUMERS)
             cursor.execute(
                 f"""
-                INSERT INTO events_delivery (event_id, consumer, status, attempts, retries, due_at, lease_owner,
-                                             last_error, created_at, updated_at, completed_at)
+                INSERT INTO events_delivery (event_id, consumer, status, attempts, attempts_since_replay, due_at,
+                                             lease_owner, last_error, created_at, updated_at, completed_at)
                 SELECT e.id, c.consumer, 'done', 1, 1, NULL, '', '', e.occurred_at, e.occurred_at,
                        e.occurred_at
                 FROM events_event e CROSS JOIN ({consumers}) AS c

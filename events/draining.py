@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
-from contextvars import ContextVar
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -14,7 +13,7 @@ from django.db import transaction
 from events import ledger, logcontext
 from events.conf import events_settings
 from events.doorbells import doorbell_answered
-from events.leases import keeper
+from events.leases import renewer
 from events.registry import Consumer
 from events.retry import PermanentError, is_transient
 from events.signals import event_signals
@@ -24,9 +23,6 @@ logger = logging.getLogger(__name__)
 # A retry due within this many seconds rings its doorbell with a countdown; later ones wait for
 # the sweep (a countdown message sits in a worker's memory until it is due).
 DOORBELL_MAX_COUNTDOWN = 60.0
-
-# The attempt the handler running now serves: logs and effects may name it.
-current_attempt: ContextVar[ledger.Attempt | None] = ContextVar("events_current_attempt", default=None)
 
 
 def drain(consumer: Consumer) -> int:
@@ -38,7 +34,7 @@ def drain(consumer: Consumer) -> int:
     claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
     if not claimed:
         return 0
-    with keeper.held(owner):
+    with renewer.held(owner):
         if consumer.atomic:
             ran = _drain_atomic(consumer, claimed, owner)
         else:
@@ -48,7 +44,7 @@ def drain(consumer: Consumer) -> int:
     return ran
 
 
-def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Attempt], owner: str) -> int:
+def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: str) -> int:
     """Run effects outside this database one at a time; mark those done together at the end of the batch.
 
     Each effect's own record (the e-mail's Notification, the CRM's ContactSync) is committed right
@@ -57,60 +53,57 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Attempt], owner: 
     """
     # Stop starting new items well before the soft time limit; the rest go back to the ledger.
     deadline = time.monotonic() + events_settings().task_time_limit / 2
-    done: list[ledger.Attempt] = []
+    done: list[ledger.Claim] = []
     ran = 0
     try:
         with consumer.session() if consumer.session else nullcontext():
-            for index, attempt in enumerate(claimed):
+            for index, claim in enumerate(claimed):
                 if time.monotonic() > deadline:
-                    ledger.release(attempts=claimed[index:], owner=owner)
+                    ledger.release(claims=claimed[index:], owner=owner)
                     break
                 # Every line about this delivery (the handler's, its outcome's) carries its event id.
-                with logcontext.event_scope(attempt.event_id):
+                with logcontext.event_scope(claim.event_id):
                     try:
                         ran += 1
-                        if _run(consumer, attempt, owner):
-                            done.append(attempt)
+                        if _run(consumer, claim, owner):
+                            done.append(claim)
                     except SoftTimeLimitExceeded:
-                        ledger.release(attempts=claimed[index + 1 :], owner=owner)
+                        ledger.release(claims=claimed[index + 1 :], owner=owner)
                         break
                     except Exception:
                         # The ledger itself failed (the database): give back what was not started, try later.
-                        logger.exception("Drain of %s stopped at delivery %s", consumer.name, attempt.delivery_id)
-                        ledger.release(attempts=claimed[index + 1 :], owner=owner)
+                        logger.exception("Drain of %s stopped at delivery %s", consumer.name, claim.delivery_id)
+                        ledger.release(claims=claimed[index + 1 :], owner=owner)
                         raise
     finally:
         _complete(consumer, done, owner)
     return ran
 
 
-def _complete(consumer: Consumer, done: list[ledger.Attempt], owner: str) -> None:
+def _complete(consumer: Consumer, done: list[ledger.Claim], owner: str) -> None:
     try:
-        ledger.complete(attempts=done, owner=owner)
+        ledger.complete(claims=done, owner=owner)
     except ledger.LeaseLost:
         # Some lease lapsed (renewals failed): complete those still held; the others' holders find the records.
-        held = ledger.still_held(attempts=done, owner=owner)
+        held = ledger.still_held(claims=done, owner=owner)
         logger.warning("Drain of %s: %s leases lost before completion", consumer.name, len(done) - len(held))
-        ledger.complete(attempts=held, owner=owner)
+        ledger.complete(claims=held, owner=owner)
 
 
-def _run(consumer: Consumer, attempt: ledger.Attempt, owner: str) -> bool:
+def _run(consumer: Consumer, claim: ledger.Claim, owner: str) -> bool:
     """Run one effect; return whether it succeeded (its failure is recorded here)."""
-    token = current_attempt.set(attempt)
     try:
-        consumer.handler(_event(consumer, attempt))
+        consumer.handler(_event(consumer, claim))
         return True
     except SoftTimeLimitExceeded as error:
-        _failed(consumer, attempt, owner, error)
+        _failed(consumer, claim, owner, error)
         raise
     except Exception as error:
-        _failed(consumer, attempt, owner, error)
+        _failed(consumer, claim, owner, error)
         return False
-    finally:
-        current_attempt.reset(token)
 
 
-def _drain_atomic(consumer: Consumer, claimed: list[ledger.Attempt], owner: str) -> int:
+def _drain_atomic(consumer: Consumer, claimed: list[ledger.Claim], owner: str) -> int:
     """Run effects inside this database in one transaction, completed together (exactly once).
 
     A consumer declared with many=True gets the whole batch at once (one bulk insert); if that
@@ -118,84 +111,83 @@ def _drain_atomic(consumer: Consumer, claimed: list[ledger.Attempt], owner: str)
     alone, and its retry or dead letter is recorded in the same commit.
     """
     with transaction.atomic():
-        done: list[ledger.Attempt] = []
-        failed: list[tuple[ledger.Attempt, Exception]] = []
+        done: list[ledger.Claim] = []
+        failed: list[tuple[ledger.Claim, Exception]] = []
         if consumer.many and _run_together(consumer, claimed):
             done = list(claimed)
         else:
-            for attempt in claimed:
-                token = current_attempt.set(attempt)
+            for claim in claimed:
                 try:
-                    with logcontext.event_scope(attempt.event_id), transaction.atomic():
-                        event = _event(consumer, attempt)
+                    with logcontext.event_scope(claim.event_id), transaction.atomic():
+                        event = _event(consumer, claim)
                         consumer.handler([event] if consumer.many else event)
-                    done.append(attempt)
+                    done.append(claim)
                 except Exception as error:
-                    failed.append((attempt, error))
-                finally:
-                    current_attempt.reset(token)
+                    failed.append((claim, error))
         try:
-            ledger.complete(attempts=done, owner=owner)
+            ledger.complete(claims=done, owner=owner)
         except ledger.LeaseLost:
             # Another drain holds one of them now (this one's renewals failed): it redoes them all.
             logger.warning("Drain of %s lost a lease before committing: its batch is rolled back", consumer.name)
             transaction.set_rollback(True)
             return 0
-        for attempt, error in failed:
-            with logcontext.event_scope(attempt.event_id):
-                _failed(consumer, attempt, owner, error)
+        for claim, error in failed:
+            with logcontext.event_scope(claim.event_id):
+                _failed(consumer, claim, owner, error)
     return len(claimed)
 
 
-def _run_together(consumer: Consumer, claimed: list[ledger.Attempt]) -> bool:
+def _run_together(consumer: Consumer, claimed: list[ledger.Claim]) -> bool:
     """Run a many=True handler on the whole batch in one savepoint; False if any part of it failed."""
     try:
         # The handler's lines are about the whole batch: they carry every event id of it.
-        with logcontext.event_scope(*(attempt.event_id for attempt in claimed)), transaction.atomic():
-            consumer.handler([_event(consumer, attempt) for attempt in claimed])
+        with logcontext.event_scope(*(claim.event_id for claim in claimed)), transaction.atomic():
+            consumer.handler([_event(consumer, claim) for claim in claimed])
     except Exception:
         logger.info("Batch of %s failed as a whole: running it one event at a time", consumer.name)
         return False
     return True
 
 
-def _event(consumer: Consumer, attempt: ledger.Attempt) -> Any:
-    if attempt.retries > consumer.retry.attempts:
+def _event(consumer: Consumer, claim: ledger.Claim) -> Any:
+    if claim.attempts_since_replay > consumer.retry.attempt_limit:
         # Started more often than the schedule allows without an outcome: its runs kill their worker.
-        raise PermanentError(f"gave up: {attempt.retries - 1} attempts ended without an outcome")
+        raise PermanentError(f"gave up: {claim.attempts_since_replay - 1} attempts ended without an outcome")
     # Read in the handler's try: an event this code cannot read (a bad payload) is a dead letter.
-    return event_signals[attempt.event_name].event_class.from_dict(attempt.payload)
+    return event_signals[claim.event_name].event_class.from_dict(claim.payload)
 
 
-def _failed(consumer: Consumer, attempt: ledger.Attempt, owner: str, error: BaseException) -> None:
+def _failed(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException) -> None:
     """Schedule the next attempt on the row, or make it a dead letter; the row first, then the doorbell."""
     try:
-        _record_failure(consumer, attempt, owner, error)
+        _record_failure(consumer, claim, owner, error)
     except ledger.LeaseLost:
         logger.warning(
-            "Delivery %s of %s: lease lost before its failure was recorded", attempt.delivery_id, consumer.name
+            "Delivery %s of %s: lease lost before its failure was recorded", claim.delivery_id, consumer.name
         )
 
 
-def _record_failure(consumer: Consumer, attempt: ledger.Attempt, owner: str, error: BaseException) -> None:
+def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException) -> None:
     if not is_transient(error):
-        logger.error("Delivery %s of %s failed for good: %s", attempt.delivery_id, consumer.name, type(error).__name__)
-        ledger.fail(attempt=attempt, owner=owner, error=error)
+        logger.error("Delivery %s of %s failed for good: %s", claim.delivery_id, consumer.name, type(error).__name__)
+        ledger.fail(claim=claim, owner=owner, error=error)
         return
-    if attempt.retries >= consumer.retry.attempts:
-        logger.error("Delivery %s of %s gave up after %s attempts", attempt.delivery_id, consumer.name, attempt.retries)
-        ledger.fail(attempt=attempt, owner=owner, error=error)
+    if claim.attempts_since_replay >= consumer.retry.attempt_limit:
+        logger.error(
+            "Delivery %s of %s gave up after %s attempts", claim.delivery_id, consumer.name, claim.attempts_since_replay
+        )
+        ledger.fail(claim=claim, owner=owner, error=error)
         return
-    delay = consumer.retry.delay(attempt=attempt.retries, retry_after=getattr(error, "retry_after", None))
+    delay = consumer.retry.delay(attempt=claim.attempts_since_replay, retry_after=getattr(error, "retry_after", None))
     logger.warning(
         "Delivery %s of %s: attempt %s failed (%s), next in %.1f s",
-        attempt.delivery_id,
+        claim.delivery_id,
         consumer.name,
-        attempt.number,
+        claim.number,
         type(error).__name__,
         delay,
     )
-    ledger.retry_later(attempt=attempt, owner=owner, delay=delay, error=error)
+    ledger.retry_later(claim=claim, owner=owner, delay=delay, error=error)
     if delay <= DOORBELL_MAX_COUNTDOWN:
         # Inside a batch transaction the ring waits for the commit, as the row it announces does.
         transaction.on_commit(lambda: consumer.ring(countdown=delay))

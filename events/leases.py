@@ -16,7 +16,7 @@ from events.conf import events_settings
 logger = logging.getLogger(__name__)
 
 
-class LeaseKeeper:
+class LeaseRenewer:
     """Renews the leases of the drains running in this process, every EVENTS_LEASE_RENEW_EVERY seconds.
 
     Leases are short (EVENTS_LEASE), so a killed worker's deliveries come back soon after it dies,
@@ -39,7 +39,7 @@ class LeaseKeeper:
             # A forked pool child inherits no thread: start one in each process, and again if it died.
             if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._run, name="events-lease-keeper", daemon=True)
+                self._thread = threading.Thread(target=self._run, name="events-lease-renewer", daemon=True)
                 self._thread.start()
         try:
             yield
@@ -64,4 +64,4 @@ class LeaseKeeper:
                 connection.close()
 
 
-keeper = LeaseKeeper()
+renewer = LeaseRenewer()

@@ -24,8 +24,8 @@ ERROR_KEPT = 4000
 
 
 @dataclass(frozen=True, kw_only=True)
-class Attempt:
-    """An attempt at a delivery leased to this drain: the event it carries and the attempt's row."""
+class Claim:
+    """A delivery leased to this drain: the event it carries and the row of the attempt it started."""
 
     delivery_id: int
     event_id: UUID
@@ -34,7 +34,7 @@ class Attempt:
     payload: dict[str, Any]
     attempt_id: int
     number: int
-    retries: int
+    attempts_since_replay: int
 
 
 class LeaseLost(Exception):
@@ -47,16 +47,16 @@ def new_owner() -> str:
 
 
 class DatabaseNow(Now):
-    """The database's clock; on SQLite written to the microsecond, as Django writes datetimes there.
+    """The database's clock; on SQLite to the end of its millisecond, as Django writes datetimes there.
 
-    SQLite compares datetimes as text: Django's Now() there has milliseconds ("…07.117"), which
-    sorts before a due time written in the same millisecond ("…07.117000"), so a delivery due now
-    would not be due until the next millisecond.
+    SQLite compares datetimes as text, and its clock has milliseconds ("…07.117") where Django
+    writes microseconds ("…07.117000", "…07.117512"): a delivery made due now in the same
+    millisecond, by the database or by Python, would not be due until the next one.
     """
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
         return self.as_sql(
-            compiler, connection, template="STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f000', 'NOW')", **extra_context
+            compiler, connection, template="STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f999', 'NOW')", **extra_context
         )
 
 
@@ -78,7 +78,7 @@ def due(*, consumer: str, now: datetime | Now | None = None) -> QuerySet[Deliver
     )
 
 
-def claim(*, consumer: str, owner: str, limit: int) -> list[Attempt]:
+def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
     """Lease up to limit due deliveries of consumer to owner, oldest due first, and record an attempt at each.
 
     One transaction for the batch: the attempts are counted and their rows written before any
@@ -108,22 +108,22 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Attempt]:
             lease_owner=owner,
             lease_until=lease_until(),
             attempts=F("attempts") + 1,
-            retries=F("retries") + 1,
+            attempts_since_replay=F("attempts_since_replay") + 1,
             updated_at=now,
         )
         rows = list(
             Delivery.objects.filter(id__in=ids)
             .order_by("due_at", "id")
-            .values_list("id", "event_id", "event__name", "event__payload", "attempts", "retries")
+            .values_list("id", "event_id", "event__name", "event__payload", "attempts", "attempts_since_replay")
         )
         started = DeliveryAttempt.objects.bulk_create(
             [
                 DeliveryAttempt(delivery_id=pk, number=attempts, worker=worker, started_at=now)
-                for pk, _event, _name, _payload, attempts, _retries in rows
+                for pk, _event, _name, _payload, attempts, _since_replay in rows
             ]
         )
     return [
-        Attempt(
+        Claim(
             delivery_id=pk,
             event_id=event_id,
             consumer=consumer,
@@ -131,32 +131,32 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Attempt]:
             payload=payload,
             attempt_id=row.pk,
             number=attempts,
-            retries=retries,
+            attempts_since_replay=since_replay,
         )
-        for (pk, event_id, name, payload, attempts, retries), row in zip(rows, started, strict=True)
+        for (pk, event_id, name, payload, attempts, since_replay), row in zip(rows, started, strict=True)
     ]
 
 
-def _finish(attempts: list[Attempt], owner: str, *, outcome: str, error: str, **change: Any) -> None:
+def _finish(claims: list[Claim], owner: str, *, outcome: str, error: str, **change: Any) -> None:
     now = timezone.now()
     with transaction.atomic():
         held = Delivery.objects.filter(
-            pk__in=[attempt.delivery_id for attempt in attempts], lease_owner=owner, status=Delivery.Status.PENDING
+            pk__in=[claim.delivery_id for claim in claims], lease_owner=owner, status=Delivery.Status.PENDING
         )
-        if held.update(lease_owner="", lease_until=None, updated_at=now, **change) != len(attempts):
+        if held.update(lease_owner="", lease_until=None, updated_at=now, **change) != len(claims):
             # Rolls back the whole block: nothing is recorded for a delivery this drain no longer holds.
-            raise LeaseLost([attempt.delivery_id for attempt in attempts])
-        DeliveryAttempt.objects.filter(pk__in=[attempt.attempt_id for attempt in attempts]).update(
+            raise LeaseLost([claim.delivery_id for claim in claims])
+        DeliveryAttempt.objects.filter(pk__in=[claim.attempt_id for claim in claims]).update(
             outcome=outcome, finished_at=now, error=error
         )
 
 
-def complete(*, attempts: list[Attempt], owner: str) -> None:
+def complete(*, claims: list[Claim], owner: str) -> None:
     """Mark held deliveries done (no error, no due time: the history keeps them); LeaseLost if any is not held."""
-    if not attempts:
+    if not claims:
         return
     _finish(
-        attempts,
+        claims,
         owner,
         outcome=DeliveryAttempt.Outcome.DONE,
         error="",
@@ -167,21 +167,21 @@ def complete(*, attempts: list[Attempt], owner: str) -> None:
     )
 
 
-def still_held(*, attempts: list[Attempt], owner: str) -> list[Attempt]:
-    """Return those of attempts whose delivery owner still holds."""
+def still_held(*, claims: list[Claim], owner: str) -> list[Claim]:
+    """Return those of claims whose delivery owner still holds."""
     held = set(
         Delivery.objects.filter(
-            pk__in=[attempt.delivery_id for attempt in attempts], lease_owner=owner, status=Delivery.Status.PENDING
+            pk__in=[claim.delivery_id for claim in claims], lease_owner=owner, status=Delivery.Status.PENDING
         ).values_list("pk", flat=True)
     )
-    return [attempt for attempt in attempts if attempt.delivery_id in held]
+    return [claim for claim in claims if claim.delivery_id in held]
 
 
-def retry_later(*, attempt: Attempt, owner: str, delay: float, error: BaseException | str) -> None:
+def retry_later(*, claim: Claim, owner: str, delay: float, error: BaseException | str) -> None:
     """Give a held delivery back, due again in delay seconds, before any doorbell for it is rung."""
     text = describe(error)
     _finish(
-        [attempt],
+        [claim],
         owner,
         outcome=DeliveryAttempt.Outcome.RETRY,
         error=text,
@@ -190,11 +190,11 @@ def retry_later(*, attempt: Attempt, owner: str, delay: float, error: BaseExcept
     )
 
 
-def fail(*, attempt: Attempt, owner: str, error: BaseException | str) -> None:
+def fail(*, claim: Claim, owner: str, error: BaseException | str) -> None:
     """Make a held delivery a dead letter, with the error that ended it."""
     text = describe(error)
     _finish(
-        [attempt],
+        [claim],
         owner,
         outcome=DeliveryAttempt.Outcome.FAILED,
         error=text,
@@ -204,21 +204,21 @@ def fail(*, attempt: Attempt, owner: str, error: BaseException | str) -> None:
     )
 
 
-def release(*, attempts: list[Attempt], owner: str) -> None:
+def release(*, claims: list[Claim], owner: str) -> None:
     """Give back held deliveries whose attempt never started (the drain ran out of time): as if never claimed."""
-    if not attempts:
+    if not claims:
         return
     with transaction.atomic():
         Delivery.objects.filter(
-            pk__in=[attempt.delivery_id for attempt in attempts], lease_owner=owner, status=Delivery.Status.PENDING
+            pk__in=[claim.delivery_id for claim in claims], lease_owner=owner, status=Delivery.Status.PENDING
         ).update(
             lease_owner="",
             lease_until=None,
             attempts=F("attempts") - 1,
-            retries=F("retries") - 1,
+            attempts_since_replay=F("attempts_since_replay") - 1,
             updated_at=timezone.now(),
         )
-        DeliveryAttempt.objects.filter(pk__in=[attempt.attempt_id for attempt in attempts]).delete()
+        DeliveryAttempt.objects.filter(pk__in=[claim.attempt_id for claim in claims]).delete()
 
 
 def renew(*, owners: list[str]) -> int:

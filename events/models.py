@@ -79,8 +79,8 @@ class Delivery(models.Model):
     consumer = models.CharField(max_length=100, help_text="The consumer's name, from its declaration.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0, help_text="Attempts ever started; replay never resets it.")
-    retries = models.PositiveIntegerField(
-        default=0, help_text="Attempts since the delivery was created or last replayed: the retry schedule's count."
+    attempts_since_replay = models.PositiveIntegerField(
+        default=0, help_text="Attempts since the delivery was created or last replayed: what its retry schedule counts."
     )
     due_at = models.DateTimeField(null=True, blank=True, help_text="When a pending delivery may run (next).")
     lease_owner = models.CharField(max_length=200, blank=True)

@@ -13,7 +13,7 @@ from django.db import transaction
 from events.models import ConsumerControl, Delivery, Event
 from events.publishing import publish
 from events.registry import Consumer
-from events.replay import delivery_replay
+from events.replay import deliveries_make_due
 from events.signals import EventSignal
 
 
@@ -115,10 +115,10 @@ def deliveries_replay(
     source: str,
     scope: dict[str, Any],
 ) -> int:
-    """Replay deliveries (see events.replay.delivery_replay) and record who did it, on what. Return how many."""
+    """Replay deliveries (see events.replay.deliveries_make_due) and record who did it, on what. Return how many."""
     deliveries = list(deliveries)
     missing = list(missing)
-    count = delivery_replay(deliveries=deliveries, missing=missing)
+    count = deliveries_make_due(deliveries=deliveries, missing=missing)
     if count:
         names = {delivery.consumer for delivery in deliveries} | {declared.name for _event, declared in missing}
         publish(

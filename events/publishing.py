@@ -67,7 +67,7 @@ def publish(*, signal: EventSignal, event: DomainEvent) -> None:
                 "consumer": declared.name,
                 "status": Delivery.Status.PENDING,
                 "attempts": 0,
-                "retries": 0,
+                "attempts_since_replay": 0,
                 "due_at": now,
                 "lease_owner": "",
                 "lease_until": None,

@@ -51,7 +51,7 @@ def events_missing_deliveries(
     return missing
 
 
-def delivery_replay(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[Event, Consumer]] = ()) -> int:
+def deliveries_make_due(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[Event, Consumer]] = ()) -> int:
     """Make deliveries due now with a fresh retry count, create the missing ones, ring their consumers.
 
     A delivery being run keeps its lease: its holder finishes and records the outcome, and the
@@ -67,7 +67,7 @@ def delivery_replay(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[E
             ignore_conflicts=True,
         )
         Delivery.objects.filter(pk__in=pks).update(
-            status=Delivery.Status.PENDING, retries=0, due_at=now, completed_at=None, updated_at=now
+            status=Delivery.Status.PENDING, attempts_since_replay=0, due_at=now, completed_at=None, updated_at=now
         )
     names = set(Delivery.objects.filter(pk__in=pks).values_list("consumer", flat=True).distinct())
     names |= {declared.name for _event, declared in missing}

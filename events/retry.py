@@ -66,7 +66,8 @@ class RetrySchedule:
         return events_settings().retry_cap if self.cap is None else self.cap
 
     @property
-    def attempts(self) -> int:
+    def attempt_limit(self) -> int:
+        """The most attempts a delivery gets (since it was created or last replayed)."""
         return events_settings().retry_max_attempts if self.max_attempts is None else self.max_attempts
 
     def nominal_delay(self, attempt: int) -> float:
@@ -83,11 +84,11 @@ class RetrySchedule:
 
     def span(self) -> float:
         """Return the longest time from the first attempt to the last (every wait at its nominal length)."""
-        return sum(self.nominal_delay(attempt) for attempt in range(1, self.attempts))
+        return sum(self.nominal_delay(attempt) for attempt in range(1, self.attempt_limit))
 
     def describe(self) -> str:
         """Say the schedule in one line, for the admin, the checks and the docs."""
         return (
-            f"{self.attempts} attempts, waits from {self.first_delay:g} s doubling (×{self.factor:g}) up to "
+            f"{self.attempt_limit} attempts, waits from {self.first_delay:g} s doubling (×{self.factor:g}) up to "
             f"{self.longest_delay:g} s, over at most {self.span() / 3600:.1f} h"
         )

@@ -114,8 +114,8 @@ class DeliveryAdmin(SearchByUserEmail):
     date_hierarchy = "created_at"
     actions = ["replay_selected"]
     readonly_fields = (
-        "event_id_link", "user_link", "consumer", "status", "attempts", "retries", "retry_schedule", "due",
-        "lease_owner", "lease_until", "created_at", "updated_at", "completed_at", "lag", "last_error",
+        "event_id_link", "user_link", "consumer", "status", "attempts", "attempts_since_replay", "retry_schedule",
+        "due", "lease_owner", "lease_until", "created_at", "updated_at", "completed_at", "lag", "last_error",
     )  # fmt: skip
     fields = readonly_fields
     inlines = [DeliveryAttemptInline]
@@ -301,7 +301,7 @@ class DeliveryAdmin(SearchByUserEmail):
             "overdue_seconds": None if oldest_due is None else int((timezone.now() - oldest_due).total_seconds()),
             "sweep_interval": events_settings().sweep_interval,
             # Failing but not yet failed for good: due later, so not overdue, yet not fine either.
-            "retrying": Delivery.objects.filter(status=Delivery.Status.PENDING, retries__gt=0)
+            "retrying": Delivery.objects.filter(status=Delivery.Status.PENDING, attempts_since_replay__gt=0)
             .exclude(last_error="")
             .count(),
             "failed_total": sum(row["failed"] for row in summary),

@@ -15,7 +15,7 @@ def test_a_project_that_sets_no_events_setting_gets_the_documented_defaults(sett
 
     assert events_settings() == DEFAULTS
     assert events_settings().doorbell_ttl_seconds == 2 * DEFAULTS.sweep_interval
-    assert RetrySchedule().attempts == DEFAULTS.retry_max_attempts
+    assert RetrySchedule().attempt_limit == DEFAULTS.retry_max_attempts
     assert problems() == []
 
 

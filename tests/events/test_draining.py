@@ -38,7 +38,7 @@ def test_a_drain_runs_the_due_deliveries_and_records_each_attempt() -> None:
     assert draining.drain(get_consumer(AUDIT)) == 1
 
     done = delivery(AUDIT)
-    assert (done.status, done.attempts, done.retries, done.lease_owner, done.due_at) == (
+    assert (done.status, done.attempts, done.attempts_since_replay, done.lease_owner, done.due_at) == (
         Delivery.Status.DONE, 1, 1, "", None,
     )  # fmt: skip
     assert AuditEntry.objects.get().event_id == event.event_id
@@ -107,7 +107,7 @@ def test_a_retry_is_written_on_the_row_before_its_doorbell_rings(
     # then: when the doorbell rang the lease was already given back and the row due
     assert seen_at_ring == [("", True)]
     row = delivery(CRM)
-    assert (row.status, row.retries) == (Delivery.Status.PENDING, 1)
+    assert (row.status, row.attempts_since_replay) == (Delivery.Status.PENDING, 1)
     assert "HTTP 503" in row.last_error
 
 
@@ -194,7 +194,7 @@ def test_transient_failures_end_as_a_dead_letter_when_the_schedule_runs_out(crm,
 def test_a_delivery_that_keeps_killing_its_worker_becomes_a_dead_letter(settings) -> None:
     settings.EVENTS_RETRY_MAX_ATTEMPTS = 2
     UserCreatedFactory()
-    Delivery.objects.filter(consumer=AUDIT).update(retries=2, attempts=2)
+    Delivery.objects.filter(consumer=AUDIT).update(attempts_since_replay=2, attempts=2)
 
     run_due(AUDIT)
 
@@ -208,9 +208,9 @@ def test_an_atomic_effect_is_rolled_back_when_its_lease_was_lost(monkeypatch: py
     UserCreatedFactory()
     real_complete = ledger.complete
 
-    def stolen(*, attempts: list[ledger.Attempt], owner: str) -> None:
-        Delivery.objects.filter(pk__in=[attempt.delivery_id for attempt in attempts]).update(lease_owner="thief:1:x")
-        real_complete(attempts=attempts, owner=owner)
+    def stolen(*, claims: list[ledger.Claim], owner: str) -> None:
+        Delivery.objects.filter(pk__in=[claim.delivery_id for claim in claims]).update(lease_owner="thief:1:x")
+        real_complete(claims=claims, owner=owner)
 
     monkeypatch.setattr(ledger, "complete", stolen)
 
@@ -225,7 +225,7 @@ def test_a_database_error_in_the_claim_retries_the_doorbell(monkeypatch: pytest.
     real_claim = ledger.claim
     calls: list[str] = []
 
-    def down_once(**kwargs: object) -> list[ledger.Attempt]:
+    def down_once(**kwargs: object) -> list[ledger.Claim]:
         calls.append("claim")
         if len(calls) == 1:
             raise OperationalError("the database is gone")

@@ -3,7 +3,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db.models import DateTimeField, ExpressionWrapper
+from django.db import connection
+from django.db.models import CharField, DateTimeField, ExpressionWrapper, Value
+from django.db.models.functions import Concat, Now
 from django.utils import timezone
 
 from events import ledger
@@ -50,9 +52,9 @@ def test_only_the_lease_holder_records_an_outcome(outcome: str) -> None:
     [attempt] = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
     Delivery.objects.filter(consumer=AUDIT).update(lease_owner="b:1:y")
     record = {
-        "complete": lambda: ledger.complete(attempts=[attempt], owner="a:1:x"),
-        "retry_later": lambda: ledger.retry_later(attempt=attempt, owner="a:1:x", delay=1, error="x"),
-        "fail": lambda: ledger.fail(attempt=attempt, owner="a:1:x", error="x"),
+        "complete": lambda: ledger.complete(claims=[attempt], owner="a:1:x"),
+        "retry_later": lambda: ledger.retry_later(claim=attempt, owner="a:1:x", delay=1, error="x"),
+        "fail": lambda: ledger.fail(claim=attempt, owner="a:1:x", error="x"),
     }[outcome]
 
     with pytest.raises(ledger.LeaseLost):
@@ -79,10 +81,10 @@ def test_renewing_extends_only_the_owners_leases() -> None:
 def test_a_running_drain_keeps_its_leases_alive(settings) -> None:
     import time
 
-    from events.leases import LeaseKeeper
+    from events.leases import LeaseRenewer
 
     settings.EVENTS_LEASE_RENEW_EVERY = 0.05
-    keeper = LeaseKeeper()
+    renewer = LeaseRenewer()
     renewed: list[list[str]] = []
     original = ledger.renew
 
@@ -92,7 +94,7 @@ def test_a_running_drain_keeps_its_leases_alive(settings) -> None:
 
     ledger.renew = spy
     try:
-        with keeper.held("a:1:x"):
+        with renewer.held("a:1:x"):
             time.sleep(0.3)
         count = len(renewed)
         time.sleep(0.2)
@@ -110,7 +112,7 @@ def test_a_claim_counts_and_records_each_attempt_before_any_effect() -> None:
 
     attempts = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=5)
 
-    assert [(attempt.number, attempt.retries) for attempt in attempts] == [(1, 1), (1, 1)]
+    assert [(attempt.number, attempt.attempts_since_replay) for attempt in attempts] == [(1, 1), (1, 1)]
     rows = DeliveryAttempt.objects.filter(delivery__consumer=AUDIT)
     assert sorted(rows.values_list("outcome", "worker")) == [("running", "a:1"), ("running", "a:1")]
 
@@ -119,10 +121,10 @@ def test_releasing_an_unstarted_attempt_leaves_the_delivery_as_it_was() -> None:
     UserCreatedFactory()
     attempts = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=5)
 
-    ledger.release(attempts=attempts, owner="a:1:x")
+    ledger.release(claims=attempts, owner="a:1:x")
 
     row = Delivery.objects.get(consumer=AUDIT)
-    assert (row.lease_owner, row.attempts, row.retries) == ("", 0, 0)
+    assert (row.lease_owner, row.attempts, row.attempts_since_replay) == ("", 0, 0)
     assert not DeliveryAttempt.objects.exists()
 
 
@@ -156,3 +158,16 @@ def test_a_delivery_given_back_due_now_is_due_in_the_same_instant() -> None:
 
     # then: it is due (SQLite compares text: a millisecond clock sorted it after "now")
     assert due_now.count() == Delivery.objects.count()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="PostgreSQL compares timestamps, not text")
+def test_a_delivery_made_due_now_by_python_is_due_in_the_same_millisecond() -> None:
+    # given: a time as Django writes it from Python, microseconds into the database clock's millisecond
+    UserCreatedFactory()
+    written = Concat(Now(), Value("512"), output_field=CharField())
+
+    # then: it is due by the database's clock in that same instant
+    assert (
+        Delivery.objects.alias(written=written).filter(written__lte=ledger.DatabaseNow()).count()
+        == Delivery.objects.count()
+    )

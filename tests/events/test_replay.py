@@ -8,7 +8,7 @@ from django.utils import timezone
 from audit.models import AuditEntry
 from events import ledger
 from events.models import Delivery, DeliveryAttempt
-from events.replay import delivery_replay
+from events.replay import deliveries_make_due
 from events.testing import run_due
 from tests.factories import UserCreatedFactory
 
@@ -20,14 +20,14 @@ AUDIT = "audit.record_user_created"
 def test_replaying_a_dead_letter_makes_it_due_with_a_fresh_schedule_and_keeps_its_history() -> None:
     UserCreatedFactory()
     Delivery.objects.filter(consumer=AUDIT).update(
-        status=Delivery.Status.FAILED, attempts=7, retries=7, due_at=None, last_error="boom"
+        status=Delivery.Status.FAILED, attempts=7, attempts_since_replay=7, due_at=None, last_error="boom"
     )
     row = Delivery.objects.get(consumer=AUDIT)
 
-    assert delivery_replay(deliveries=[row]) == 1
+    assert deliveries_make_due(deliveries=[row]) == 1
 
     row.refresh_from_db()
-    assert (row.status, row.attempts, row.retries) == (Delivery.Status.PENDING, 7, 0)
+    assert (row.status, row.attempts, row.attempts_since_replay) == (Delivery.Status.PENDING, 7, 0)
     assert row.due_at <= timezone.now()
     run_due(AUDIT)
     row.refresh_from_db()
@@ -42,13 +42,13 @@ def test_a_replay_never_takes_the_lease_of_a_running_delivery() -> None:
     lease_until = Delivery.objects.get(consumer=AUDIT).lease_until
 
     # when: an operator replays it
-    delivery_replay(deliveries=[Delivery.objects.get(consumer=AUDIT)])
+    deliveries_make_due(deliveries=[Delivery.objects.get(consumer=AUDIT)])
 
     # then: the lease is untouched, no other worker can take it, and the holder's outcome stands
     row = Delivery.objects.get(consumer=AUDIT)
     assert (row.lease_owner, row.lease_until) == ("w:1:x", lease_until)
     assert ledger.claim(consumer=AUDIT, owner="v:2:y", limit=1) == []
-    ledger.complete(attempts=[attempt], owner="w:1:x")
+    ledger.complete(claims=[attempt], owner="w:1:x")
     assert Delivery.objects.get(consumer=AUDIT).status == Delivery.Status.DONE
 
 
@@ -56,7 +56,7 @@ def test_replaying_a_done_delivery_repeats_no_effect() -> None:
     UserCreatedFactory()
     run_due(AUDIT)
 
-    delivery_replay(deliveries=list(Delivery.objects.filter(consumer=AUDIT)))
+    deliveries_make_due(deliveries=list(Delivery.objects.filter(consumer=AUDIT)))
     run_due(AUDIT)
 
     assert AuditEntry.objects.count() == 1

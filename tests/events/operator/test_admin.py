@@ -189,7 +189,9 @@ def test_the_summary_counts_retrying_and_failed_deliveries_beside_the_overdue(st
         UserCreatedFactory()
     crm = list(Delivery.objects.filter(consumer=CRM).order_by("pk"))
     later = timezone.now() + timedelta(minutes=10)
-    Delivery.objects.filter(pk=crm[0].pk).update(retries=9, attempts=9, due_at=later, last_error="TimeoutError")
+    Delivery.objects.filter(pk=crm[0].pk).update(
+        attempts_since_replay=9, attempts=9, due_at=later, last_error="TimeoutError"
+    )
     Delivery.objects.filter(pk=crm[1].pk).update(status=Delivery.Status.FAILED, last_error="CRMPermanentError")
 
     response = staff_client.get(reverse("admin:events_delivery_changelist"))
