@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 from analytics.models import AnalyticsEvent
 from users.events import UserCreated
 from users.models import User
-
-logger = logging.getLogger(__name__)
-
-
-def analytics_signup_track(*, event: UserCreated) -> AnalyticsEvent | None:
-    """Track a user_signed_up event, once per domain event."""
-    if not User.objects.filter(pk=event.user_id).exists():
-        logger.info("Signup not tracked: user %s no longer exists (event %s)", event.user_id, event.event_id)
-        return None
-    tracked, _created = AnalyticsEvent.objects.get_or_create(
-        event_id=event.event_id,
-        name=AnalyticsEvent.Name.USER_SIGNED_UP,
-        defaults={
-            "user_id": event.user_id,
-            "occurred_at": event.occurred_at,
-            "properties": {"source": event.source.value, "invited_by_staff": event.actor_id is not None},
-        },
-    )
-    return tracked
 
 
 def analytics_signups_track(*, events: list[UserCreated]) -> None:

@@ -7,21 +7,6 @@ from events.api import OperatorActed
 from users.events import UserCreated, UserPrivilegesChanged
 
 
-def audit_entry_record_user_created(*, event: UserCreated) -> AuditEntry:
-    """Record the creation of a user in the audit log, once per event."""
-    entry, _created = AuditEntry.objects.get_or_create(
-        event_id=event.event_id,
-        action=AuditEntry.Action.USER_CREATED,
-        defaults={
-            "actor_id": event.actor_id,
-            "target_user_id": event.user_id,
-            "source": event.source.value,
-            "occurred_at": event.occurred_at,
-        },
-    )
-    return entry
-
-
 def audit_entries_record_user_created(*, events: list[UserCreated]) -> None:
     """Record the creation of each user in the audit log in one insert; entries already there stay as they are."""
     _insert(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import login
 from django.http import HttpResponse, HttpResponseRedirect
 
-from analytics.services import analytics_signup_track
-from audit.services import audit_entry_record_user_created
+from analytics.services import analytics_signups_track
+from audit.services import audit_entries_record_user_created
 from crm.services import crm_contact_sync
 from events.models import Event
 from notifications.services import admin_notice_send, welcome_email_send
@@ -30,8 +30,8 @@ class SynchronousSignupView(SignupView):
         event = UserCreated.from_dict(stored.payload)
         welcome_email_send(event=event)
         admin_notice_send(event=event)
-        audit_entry_record_user_created(event=event)
-        analytics_signup_track(event=event)
+        audit_entries_record_user_created(events=[event])
+        analytics_signups_track(events=[event])
         crm_contact_sync(event=event)
         login(self.request, user, backend="django.contrib.auth.backends.ModelBackend")
         return HttpResponseRedirect(self.get_success_url())

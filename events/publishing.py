@@ -50,34 +50,18 @@ def publish(*, signal: EventSignal, event: DomainEvent) -> None:
     rolls back. The deliveries are the truth: the receivers only ring doorbells, and whatever they
     fail to ring the sweep rings later.
     """
+    stored = Event.objects.create(
+        id=event.event_id,
+        name=event.name,
+        version=event.version,
+        payload=event.to_dict(),
+        occurred_at=event.occurred_at,
+        # An event about a user says which (`user_id`): the ledger indexes it for operators.
+        user_id=getattr(event, "user_id", None),
+    )
     now = timezone.now()
-    Event.objects.store_with_deliveries(
-        event_row={
-            "id": event.event_id,
-            "name": event.name,
-            "version": event.version,
-            "payload": event.to_dict(),
-            "occurred_at": event.occurred_at,
-            # An event about a user says which (`user_id`): the ledger indexes it for operators.
-            "user_id": getattr(event, "user_id", None),
-        },
-        delivery_rows=[
-            {
-                "event_id": event.event_id,
-                "consumer": declared.name,
-                "status": Delivery.Status.PENDING,
-                "attempts": 0,
-                "attempts_since_replay": 0,
-                "due_at": now,
-                "lease_owner": "",
-                "lease_until": None,
-                "last_error": "",
-                "created_at": now,
-                "updated_at": now,
-                "completed_at": None,
-            }
-            for declared in consumers_of(signal)
-        ],
+    Delivery.objects.bulk_create(
+        [Delivery(event=stored, consumer=declared.name, due_at=now) for declared in consumers_of(signal)]
     )
     # The rest of the request's lines (the doorbells rung on commit, the response) carry the event id.
     logcontext.event_published(event.event_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -70,15 +69,6 @@ class UserCreated:
             actor_id=None if data.get("actor_id") is None else int(data["actor_id"]),
             version=int(data["version"]),
         )
-
-    def to_json(self) -> str:
-        """Serialise the event to a JSON string."""
-        return json.dumps(self.to_dict())
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> UserCreated:
-        """Parse an event from the JSON to_json produced."""
-        return cls.from_dict(json.loads(raw))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

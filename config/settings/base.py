@@ -48,7 +48,6 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 # APPS
 INSTALLED_APPS = [
-    # users first: its createsuperuser replaces django.contrib.auth's.
     "users",
     "django.contrib.admin",
     "django.contrib.auth",

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from analytics.services import analytics_signup_track
+from analytics.services import analytics_signups_track
 from tests.factories import UserCreatedFactory
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_analytics_admin_shows_signups_per_day(staff_client: Client) -> None:
     for day, count in ((3, 2), (4, 1)):
         for _ in range(count):
-            analytics_signup_track(event=UserCreatedFactory(occurred_at=datetime(2026, 11, day, 12, tzinfo=UTC)))
+            analytics_signups_track(events=[UserCreatedFactory(occurred_at=datetime(2026, 11, day, 12, tzinfo=UTC))])
 
     response = staff_client.get(reverse("admin:analytics_analyticsevent_changelist"))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from analytics.models import AnalyticsEvent
-from analytics.services import analytics_signup_track
+from analytics.services import analytics_signups_track
 from tests.factories import UserCreatedFactory, UserFactory
 from users.events import UserCreationSource
 
@@ -13,9 +13,9 @@ pytestmark = pytest.mark.django_db
 def test_signup_is_tracked_with_its_properties() -> None:
     event = UserCreatedFactory(source=UserCreationSource.SIGNUP_FORM)
 
-    tracked = analytics_signup_track(event=event)
+    analytics_signups_track(events=[event])
 
-    assert tracked is not None
+    tracked = AnalyticsEvent.objects.get()
     assert (tracked.name, tracked.user_id, tracked.event_id, tracked.occurred_at) == (
         "user_signed_up",
         event.user_id,
@@ -28,10 +28,11 @@ def test_signup_is_tracked_with_its_properties() -> None:
 def test_redelivered_event_tracks_one_signup() -> None:
     event = UserCreatedFactory()
 
-    analytics_signup_track(event=event)
-    analytics_signup_track(event=event)
+    analytics_signups_track(events=[event])
+    analytics_signups_track(events=[event, UserCreatedFactory()])
 
-    assert AnalyticsEvent.objects.count() == 1
+    assert AnalyticsEvent.objects.filter(event_id=event.event_id).count() == 1
+    assert AnalyticsEvent.objects.count() == 2
 
 
 def test_signup_of_a_deleted_user_is_not_tracked() -> None:
@@ -39,5 +40,7 @@ def test_signup_of_a_deleted_user_is_not_tracked() -> None:
     event = UserCreatedFactory(user_id=user.pk)
     user.delete()
 
-    assert analytics_signup_track(event=event) is None
-    assert not AnalyticsEvent.objects.exists()
+    analytics_signups_track(events=[event, UserCreatedFactory()])
+
+    assert not AnalyticsEvent.objects.filter(event_id=event.event_id).exists()
+    assert AnalyticsEvent.objects.count() == 1

@@ -5,14 +5,15 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEntry
-from audit.services import audit_entry_record_user_created
+from audit.services import audit_entries_record_user_created
 from tests.factories import UserCreatedFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_audit_log_is_read_only_even_for_superusers(staff_client: Client) -> None:
-    entry = audit_entry_record_user_created(event=UserCreatedFactory())
+    audit_entries_record_user_created(events=[UserCreatedFactory()])
+    entry = AuditEntry.objects.get()
     change_url = reverse("admin:audit_auditentry_change", args=[entry.pk])
 
     assert staff_client.get(reverse("admin:audit_auditentry_changelist")).status_code == 200
@@ -28,7 +29,7 @@ def test_audit_log_is_read_only_even_for_superusers(staff_client: Client) -> Non
 
 
 def test_audit_changelist_offers_no_bulk_delete(staff_client: Client) -> None:
-    audit_entry_record_user_created(event=UserCreatedFactory())
+    audit_entries_record_user_created(events=[UserCreatedFactory()])
 
     response = staff_client.get(reverse("admin:audit_auditentry_changelist"))
 

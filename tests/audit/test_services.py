@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AppendOnlyError, AuditEntry
-from audit.services import audit_entry_record_user_created
+from audit.services import audit_entries_record_user_created
 from tests.factories import UserCreatedFactory, UserFactory
 from users.events import UserCreationSource
 
@@ -14,8 +14,9 @@ def test_audit_entry_names_action_actor_target_source_event_and_time() -> None:
     staff = UserFactory(is_staff=True)
     event = UserCreatedFactory(source=UserCreationSource.ADMIN, actor_id=staff.pk)
 
-    entry = audit_entry_record_user_created(event=event)
+    audit_entries_record_user_created(events=[event])
 
+    entry = AuditEntry.objects.get()
     assert (entry.action, entry.actor_id, entry.target_user_id, entry.source, entry.event_id, entry.occurred_at) == (
         "user.created",
         staff.pk,
@@ -29,15 +30,17 @@ def test_audit_entry_names_action_actor_target_source_event_and_time() -> None:
 def test_redelivered_event_records_one_audit_entry() -> None:
     event = UserCreatedFactory()
 
-    first = audit_entry_record_user_created(event=event)
-    second = audit_entry_record_user_created(event=event)
+    audit_entries_record_user_created(events=[event])
+    first = AuditEntry.objects.get()
+    audit_entries_record_user_created(events=[event, UserCreatedFactory()])
 
-    assert first.pk == second.pk
-    assert AuditEntry.objects.count() == 1
+    assert AuditEntry.objects.filter(event_id=event.event_id).get() == first
+    assert AuditEntry.objects.count() == 2
 
 
 def test_audit_entries_are_append_only() -> None:
-    entry = audit_entry_record_user_created(event=UserCreatedFactory())
+    audit_entries_record_user_created(events=[UserCreatedFactory()])
+    entry = AuditEntry.objects.get()
 
     entry.source = "tampered"
     with pytest.raises(AppendOnlyError):
@@ -54,7 +57,7 @@ def test_audit_entries_are_append_only() -> None:
 def test_audit_entry_outlives_the_user_it_names() -> None:
     user = UserFactory()
     user_id = user.pk
-    audit_entry_record_user_created(event=UserCreatedFactory(user_id=user_id))
+    audit_entries_record_user_created(events=[UserCreatedFactory(user_id=user_id)])
 
     user.delete()
 
