@@ -92,8 +92,8 @@ def problems(conf: EventsSettings | None = None) -> list[str]:
         wants_int = field.type == "int"
         if wants_int and not isinstance(value, int):
             found.append(f"{name} must be a whole number, not {value!r}.")
-        elif field.name in ("batch_size",) and value < 0:
-            found.append(f"{name} must be 0 (each consumer's own) or more, not {value!r}.")
-        elif field.name not in ("batch_size",) and value <= 0:
+        elif field.name in ("batch_size", "retry_first") and value < 0:
+            found.append(f"{name} must be 0 or more, not {value!r}.")
+        elif field.name not in ("batch_size", "retry_first") and value <= 0:
             found.append(f"{name} must be more than 0, not {value!r}.")
     return found

@@ -31,7 +31,7 @@ def test_an_overridden_setting_is_read_at_once(settings) -> None:
         ("EVENTS_LEASE", "twelve", "EVENTS_LEASE must be a number, not 'twelve'."),
         ("EVENTS_LEASE", -1, "EVENTS_LEASE must be more than 0, not -1."),
         ("EVENTS_BATCH_SIZE", 2.5, "EVENTS_BATCH_SIZE must be a whole number, not 2.5."),
-        ("EVENTS_BATCH_SIZE", -1, "EVENTS_BATCH_SIZE must be 0 (each consumer's own) or more, not -1."),
+        ("EVENTS_BATCH_SIZE", -1, "EVENTS_BATCH_SIZE must be 0 or more, not -1."),
         ("EVENTS_SWEEP_QUEUE", "", "EVENTS_SWEEP_QUEUE must be a queue name, not ''."),
     ],
 )
