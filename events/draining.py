@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from contextvars import ContextVar
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -23,6 +24,9 @@ logger = logging.getLogger(__name__)
 # A retry due within this many seconds rings its doorbell with a countdown; later ones wait for
 # the sweep (a countdown message sits in a worker's memory until it is due).
 DOORBELL_MAX_COUNTDOWN = 60.0
+
+# The delivery whose effect runs now in this context, and its drain's lease owner (for fence()).
+_running: ContextVar[tuple[ledger.Claim, str] | None] = ContextVar("events_running_delivery", default=None)
 
 
 def drain(consumer: Consumer) -> int:
@@ -49,7 +53,9 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
 
     Each effect's own record (the e-mail's Notification, the CRM's ContactSync) is committed right
     after the effect, by its service: that is what keeps it from being repeated. A delivery whose
-    completion is lost with its worker runs again, finds the record and does nothing.
+    completion is lost with its worker runs again, finds the record and does nothing. Before each
+    effect the drain checks it still holds the delivery (the fence): one that lost its leases
+    (frozen, or its renewals failed) stops at once, and another drain has those deliveries now.
     """
     # Stop starting new items well before the soft time limit; the rest go back to the ledger.
     deadline = time.monotonic() + events_settings().task_time_limit / 2
@@ -63,10 +69,19 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
                     break
                 # Every line about this delivery (the handler's, its outcome's) carries its event id.
                 with logcontext.event_scope(claim.event_id):
+                    if not ledger.hold(claim=claim, owner=owner):
+                        _lease_lost(consumer, claim)
+                        ledger.release(claims=claimed[index:], owner=owner)
+                        break
                     try:
                         ran += 1
                         if _run(consumer, claim, owner):
                             done.append(claim)
+                    except ledger.LeaseLost:
+                        # Lost in the middle of the effect (its fence() said so): the new holder finishes it.
+                        _lease_lost(consumer, claim)
+                        ledger.release(claims=claimed[index + 1 :], owner=owner)
+                        break
                     except SoftTimeLimitExceeded:
                         ledger.release(claims=claimed[index + 1 :], owner=owner)
                         break
@@ -78,6 +93,24 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
     finally:
         _complete(consumer, done, owner)
     return ran
+
+
+def _lease_lost(consumer: Consumer, claim: ledger.Claim) -> None:
+    logger.warning(
+        "Drain of %s no longer holds delivery %s (its lease lapsed): it starts no further effect",
+        consumer.name,
+        claim.delivery_id,
+    )
+
+
+def fence() -> None:
+    """Raise LeaseLost unless the drain running this effect still holds its delivery (a no-op outside a drain).
+
+    For an effect made of several sends (the admin notice to each admin): call it before each one.
+    """
+    running = _running.get()
+    if running is not None and not ledger.hold(claim=running[0], owner=running[1]):
+        raise ledger.LeaseLost([running[0].delivery_id])
 
 
 def _complete(consumer: Consumer, done: list[ledger.Claim], owner: str) -> None:
@@ -92,15 +125,21 @@ def _complete(consumer: Consumer, done: list[ledger.Claim], owner: str) -> None:
 
 def _run(consumer: Consumer, claim: ledger.Claim, owner: str) -> bool:
     """Run one effect; return whether it succeeded (its failure is recorded here)."""
+    token = _running.set((claim, owner))
     try:
         consumer.handler(_event(consumer, claim))
         return True
+    except ledger.LeaseLost:
+        # Another drain holds the delivery now: its outcome, and the rest of the effect, are that drain's.
+        raise
     except SoftTimeLimitExceeded as error:
         _failed(consumer, claim, owner, error)
         raise
     except Exception as error:
         _failed(consumer, claim, owner, error)
         return False
+    finally:
+        _running.reset(token)
 
 
 def _drain_atomic(consumer: Consumer, claimed: list[ledger.Claim], owner: str) -> int:

@@ -205,20 +205,47 @@ def fail(*, claim: Claim, owner: str, error: BaseException | str) -> None:
 
 
 def release(*, claims: list[Claim], owner: str) -> None:
-    """Give back held deliveries whose attempt never started (the drain ran out of time): as if never claimed."""
+    """Give back those of claims still held whose attempt never started (the drain stopped early): as if never claimed.
+
+    A delivery another drain holds now is left alone, its attempt rows included: they are that
+    drain's history (it marked this one's attempt lost when it took the lease).
+    """
     if not claims:
         return
     with transaction.atomic():
-        Delivery.objects.filter(
-            pk__in=[claim.delivery_id for claim in claims], lease_owner=owner, status=Delivery.Status.PENDING
-        ).update(
+        # Locked (IMMEDIATE on SQLite): no drain takes one of these between the check and the writes.
+        held = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=[claim.delivery_id for claim in claims], lease_owner=owner, status=Delivery.Status.PENDING)
+            .values_list("pk", flat=True)
+        )
+        if not held:
+            return
+        Delivery.objects.filter(pk__in=held).update(
             lease_owner="",
             lease_until=None,
             attempts=F("attempts") - 1,
             attempts_since_replay=F("attempts_since_replay") - 1,
             updated_at=timezone.now(),
         )
-        DeliveryAttempt.objects.filter(pk__in=[claim.attempt_id for claim in claims]).delete()
+        DeliveryAttempt.objects.filter(
+            pk__in=[claim.attempt_id for claim in claims if claim.delivery_id in held]
+        ).delete()
+
+
+def hold(*, claim: Claim, owner: str) -> bool:
+    """Extend owner's lease on claim's delivery if it still holds it on the database's clock; return whether it does.
+
+    The fence before an effect: a drain whose lease lapsed (a frozen process, renewals that
+    failed) learns it here, before it starts an effect that is no longer its to do.
+    """
+    now = _db_now()
+    return (
+        Delivery.objects.filter(
+            pk=claim.delivery_id, lease_owner=owner, status=Delivery.Status.PENDING, lease_until__gt=now
+        ).update(lease_until=lease_until())
+        == 1
+    )
 
 
 def renew(*, owners: list[str]) -> int:

@@ -16,7 +16,7 @@ from django.core.mail import EmailMultiAlternatives, mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
 
-from events.api import PermanentError, TransientError
+from events.api import PermanentError, TransientError, fence
 from notifications.models import Notification
 from users.events import UserCreated
 from users.models import User
@@ -158,15 +158,15 @@ def admin_notice_send(*, event: UserCreated) -> list[Notification]:
         logger.info("Admin notice skipped: user %s no longer exists (event %s)", event.user_id, event.event_id)
         return []
     kind = Notification.Kind.ADMIN_NOTICE
-    already_sent = set(
-        Notification.objects.filter(event_id=event.event_id, kind=kind).values_list("recipient", flat=True)
-    )
     context = {"user": user, "event": event}
     sent: list[Notification] = []
     refused: list[str] = []
     deferred: list[str] = []
     for recipient in settings.ADMIN_EMAILS:
-        if recipient in already_sent:
+        # Each send only while this drain still holds the delivery, and only if no drain sent it
+        # meanwhile: read at the send, not before the loop (a slow server makes the loop long).
+        fence()
+        if Notification.objects.filter(event_id=event.event_id, kind=kind, recipient=recipient).exists():
             continue
         msgid = message_id(event_id=event.event_id, kind=kind, recipient=recipient)
         message = _render_email(template="admin_notice", context=context, to=recipient, msgid=msgid)

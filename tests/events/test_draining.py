@@ -81,6 +81,60 @@ def test_a_dead_workers_lease_is_taken_over_and_its_attempt_marked_lost() -> Non
     assert delivery(AUDIT).attempts == 2
 
 
+WELCOME = "notifications.send_welcome_email"
+ADMINS = "notifications.notify_admins"
+
+
+def test_a_drain_that_lost_its_leases_starts_no_further_effect(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: three welcome e-mails owed; while the first is sent, the drain's leases lapse and another takes them
+    events = [UserCreatedFactory() for _ in range(3)]
+    sent: list[object] = []
+
+    def send_and_be_overtaken(*, event: UserCreatedFactory) -> None:
+        sent.append(event.event_id)
+        Delivery.objects.filter(consumer=WELCOME).update(lease_until=timezone.now() - timedelta(seconds=1))
+        if len(sent) == 1:
+            ledger.claim(consumer=WELCOME, owner="other:1:y", limit=10)
+
+    monkeypatch.setattr("notifications.tasks.welcome_email_send", send_and_be_overtaken)
+
+    # when
+    draining.drain(get_consumer(WELCOME))
+
+    # then: one effect started, and the new holder's leases and attempt history are whole
+    assert sent == [events[0].event_id]
+    rows = Delivery.objects.filter(consumer=WELCOME)
+    assert set(rows.values_list("lease_owner", "status", "attempts")) == {("other:1:y", Delivery.Status.PENDING, 2)}
+    assert DeliveryAttempt.objects.filter(delivery__consumer=WELCOME).count() == 6
+
+
+def test_an_effect_of_several_sends_stops_at_the_send_its_drain_no_longer_holds(
+    monkeypatch: pytest.MonkeyPatch, settings
+) -> None:
+    # given: three admins; the drain's lease is taken while the first admin's notice is sent
+    settings.ADMIN_EMAILS = ["a@example.com", "b@example.com", "c@example.com"]
+    UserCreatedFactory()
+    recipients: list[str] = []
+
+    def send(message: object, *, whom: str) -> None:
+        recipients.append(message.to[0])
+        Delivery.objects.filter(consumer=ADMINS).update(lease_owner="other:1:y")
+
+    monkeypatch.setattr("notifications.services._send", send)
+
+    # when
+    draining.drain(get_consumer(ADMINS))
+
+    # then: no send after the lease was lost, and the delivery is the new holder's to finish
+    assert recipients == ["a@example.com"]
+    row = delivery(ADMINS)
+    assert (row.status, row.lease_owner) == (Delivery.Status.PENDING, "other:1:y")
+
+
+def test_fence_outside_a_drain_does_nothing() -> None:
+    draining.fence()
+
+
 def test_a_retry_is_written_on_the_row_before_its_doorbell_rings(
     monkeypatch: pytest.MonkeyPatch, settings, django_capture_on_commit_callbacks
 ) -> None:

@@ -128,6 +128,41 @@ def test_releasing_an_unstarted_attempt_leaves_the_delivery_as_it_was() -> None:
     assert not DeliveryAttempt.objects.exists()
 
 
+def test_releasing_leaves_a_delivery_another_drain_took_and_its_attempt_history_alone() -> None:
+    # given: a drain's lease lapsed and another drain took the delivery (marking the first attempt lost)
+    UserCreatedFactory()
+    [stale] = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
+    Delivery.objects.filter(consumer=AUDIT).update(lease_until=timezone.now() - timedelta(seconds=1))
+    ledger.claim(consumer=AUDIT, owner="b:1:y", limit=1)
+
+    # when: the first drain gives back what it thinks it still holds
+    ledger.release(claims=[stale], owner="a:1:x")
+
+    # then: the new holder's lease and both attempts stay
+    row = Delivery.objects.get(consumer=AUDIT)
+    assert (row.lease_owner, row.attempts) == ("b:1:y", 2)
+    assert list(DeliveryAttempt.objects.order_by("number").values_list("number", "outcome")) == [
+        (1, DeliveryAttempt.Outcome.LOST),
+        (2, DeliveryAttempt.Outcome.RUNNING),
+    ]
+
+
+def test_holding_renews_a_live_lease_and_refuses_a_lapsed_or_taken_one() -> None:
+    UserCreatedFactory()
+    [claim] = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
+    rows = Delivery.objects.filter(consumer=AUDIT)
+    rows.update(lease_until=timezone.now() + timedelta(seconds=1))
+
+    assert ledger.hold(claim=claim, owner="a:1:x")
+    assert rows.get().lease_until > timezone.now() + timedelta(seconds=10)
+    assert not ledger.hold(claim=claim, owner="b:1:y")
+
+    # a lease past its time is not held, even by its owner and with nobody else holding it yet
+    rows.update(lease_until=timezone.now() - timedelta(milliseconds=10))
+    assert not ledger.hold(claim=claim, owner="a:1:x")
+    assert rows.get().lease_until < timezone.now()
+
+
 def test_pruning_deletes_only_done_deliveries_past_the_retention(settings) -> None:
     from events.testing import run_due
 

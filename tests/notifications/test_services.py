@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from django.core import mail
 
+import notifications.services
 from devtools.redis_server import free_port
 from notifications.models import Notification
 from notifications.services import admin_notice_send, welcome_email_send
@@ -87,6 +88,30 @@ def test_admin_notice_sends_only_what_was_not_sent_yet(settings) -> None:
 
     assert [message.to for message in mail.outbox] == [["founders@example.com"]]
     assert Notification.objects.filter(kind=Notification.Kind.ADMIN_NOTICE).count() == 2
+
+
+def test_admin_notice_reads_what_was_sent_at_each_send(settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given: while the first admin's notice is sent, another drain sends the second admin's
+    settings.ADMIN_EMAILS = ["ops@example.com", "founders@example.com"]
+    event = UserCreatedFactory()
+    send = notifications.services._send
+
+    def send_while_another_drain_sends(message: Any, *, whom: str) -> None:
+        send(message, whom=whom)
+        if message.to == ["ops@example.com"]:
+            Notification.objects.create(
+                kind=Notification.Kind.ADMIN_NOTICE,
+                user_id=event.user_id,
+                event_id=event.event_id,
+                recipient="founders@example.com",
+                subject="sent by another drain",
+            )
+
+    monkeypatch.setattr("notifications.services._send", send_while_another_drain_sends)
+
+    admin_notice_send(event=event)
+
+    assert [message.to for message in mail.outbox] == [["ops@example.com"]]
 
 
 def test_admin_notice_without_admin_addresses_sends_nothing(settings) -> None:
