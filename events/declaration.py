@@ -12,7 +12,7 @@ from kombu import Queue
 
 from events.draining import drain
 from events.registry import Consumer, register
-from events.retry import DATABASE_ERRORS, RetrySchedule
+from events.retry import DATABASE_ERRORS, RetrySchedule, database_unavailable_raised
 from events.signals import EventSignal
 
 # Doorbells of a drain that met a database error wait this long at most before ringing again.
@@ -66,7 +66,8 @@ def _drain_task(declared: Consumer) -> Any:
     handler = declared.handler
 
     def run() -> int:
-        return drain(declared)
+        with database_unavailable_raised():
+            return drain(declared)
 
     run.__name__ = handler.__name__
     run.__qualname__ = handler.__qualname__

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 import smtplib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
 from events.conf import events_settings
 
@@ -38,10 +40,50 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 # What a database outage raises in a worker: the drain is retried, its work never dropped.
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
+# SQLSTATEs of a database that will take the work again soon, whatever class the driver gives
+# them: read-only (a standby, a failover under way, default_transaction_read_only), shutting down
+# or restarting, in recovery, and the connection exceptions (class 08).
+UNAVAILABLE_SQLSTATES = frozenset({"25006", "57P01", "57P02", "57P03"})
+
+
+class DatabaseUnavailable(OperationalError):
+    """The database cannot take this work now (down, read-only, in recovery): try again later."""
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Return whether error says the database is down, read-only or in recovery: worth a retry, on a new connection."""
+    if isinstance(error, DATABASE_ERRORS):
+        return True
+    if not isinstance(error, DatabaseError):
+        return False
+    # Django wraps the driver's error; psycopg names its SQLSTATE `sqlstate`, psycopg2 `pgcode`.
+    cause = error.__cause__
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None) or ""
+    return sqlstate in UNAVAILABLE_SQLSTATES or sqlstate.startswith("08")
+
+
+@contextmanager
+def database_unavailable_raised() -> Iterator[None]:
+    """Raise an unavailable database's error as DatabaseUnavailable, once the connection that saw it is closed."""
+    try:
+        yield
+    except DatabaseError as error:
+        if not is_database_unavailable(error):
+            raise
+        # A connection opened while the database was read-only stays so for its whole life, and
+        # Django's health check (a SELECT) would keep it: the next try opens a new one.
+        connection.close()
+        if isinstance(error, DATABASE_ERRORS):
+            raise
+        sqlstate = getattr(error.__cause__, "sqlstate", None) or getattr(error.__cause__, "pgcode", None)
+        raise DatabaseUnavailable(f"database unavailable ({type(error).__name__}, SQLSTATE {sqlstate})") from error
+
 
 def is_transient(error: BaseException) -> bool:
     """Return whether error is worth another attempt; anything else (a bug, a refusal) is permanent."""
-    return isinstance(error, TRANSIENT_ERRORS) and not isinstance(error, PermanentError)
+    if isinstance(error, PermanentError):
+        return False
+    return isinstance(error, TRANSIENT_ERRORS) or is_database_unavailable(error)
 
 
 @dataclass(frozen=True, kw_only=True)
