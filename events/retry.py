@@ -71,8 +71,10 @@ def database_unavailable_raised() -> Iterator[None]:
         if not is_database_unavailable(error):
             raise
         # A connection opened while the database was read-only stays so for its whole life, and
-        # Django's health check (a SELECT) would keep it: the next try opens a new one.
-        connection.close()
+        # Django's health check (a SELECT) would keep it: the next try opens a new one. (Inside a
+        # caller's transaction, eager in tests, closing would break the caller's: leave it.)
+        if not connection.in_atomic_block:
+            connection.close()
         if isinstance(error, DATABASE_ERRORS):
             raise
         sqlstate = getattr(error.__cause__, "sqlstate", None) or getattr(error.__cause__, "pgcode", None)

@@ -45,7 +45,7 @@ def test_a_wrong_query_or_a_broken_constraint_is_not_unavailability() -> None:
     assert is_database_unavailable(OperationalError("the database is gone"))
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_an_unavailable_database_closes_the_connection_that_saw_it(monkeypatch: pytest.MonkeyPatch) -> None:
     closed: list[bool] = []
     monkeypatch.setattr(connection, "close", lambda: closed.append(True))
