@@ -6,11 +6,14 @@ from typing import Any
 from celery import Celery
 from celery.signals import celeryd_init, task_prerun
 
+from events.worker import install as install_consumer_selection
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+install_consumer_selection(app)
 
 
 @celeryd_init.connect

@@ -92,9 +92,15 @@ class ManagedProcess:
 
 
 def celery_worker(
-    *, env: dict[str, str], log_path: Path, concurrency: int = 2, loglevel: str | None = None, app: str = "config"
+    *,
+    env: dict[str, str],
+    log_path: Path,
+    concurrency: int = 2,
+    loglevel: str | None = None,
+    app: str = "config",
+    consumers: str = "all",
 ) -> ManagedProcess:
-    """`celery -A config worker`: it consumes every queue the project declares."""
+    """`celery -A config worker`: it consumes every queue the project declares (or one kind's, see events.worker)."""
     return ManagedProcess(
         [
             sys.executable, "-m", "celery", "-A", app, "worker",
@@ -102,6 +108,7 @@ def celery_worker(
             "--concurrency", str(concurrency),
             "--hostname", f"test-{uuid.uuid4().hex[:8]}@%h",
             "--without-mingle", "--without-gossip",
+            *(["--consumers", consumers] if consumers != "all" else []),
         ],
         env=env,
         log_path=log_path,

@@ -68,9 +68,11 @@ class Stack:
     def _log(self, name: str) -> Path:
         return self.tmp_path / f"{name}-{len(self.processes)}.log"
 
-    def worker(self, *, concurrency: int = 2) -> ManagedProcess:
-        """Start a `celery -A config worker`."""
-        process = celery_worker(env=self.env, log_path=self._log("worker"), concurrency=concurrency).start()
+    def worker(self, *, concurrency: int = 2, consumers: str = "all") -> ManagedProcess:
+        """Start a `celery -A config worker` (`--consumers atomic|external` for one kind of consumer)."""
+        process = celery_worker(
+            env=self.env, log_path=self._log("worker"), concurrency=concurrency, consumers=consumers
+        ).start()
         self.processes.append(process)
         return process
 

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from celery import Celery
+from celery.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from config.celery_app import app
+from events.api import consumers
+from events.worker import ConsumerSelection
+
+OTHER_QUEUES = ["default", "events.sweep"]
+ATOMIC = sorted(declared.queue for declared in consumers() if declared.atomic)
+EXTERNAL = sorted(declared.queue for declared in consumers() if not declared.atomic)
+
+
+def worker(selected: list[str] | None = None) -> SimpleNamespace:
+    """A worker's parent as the bootstep sees it: an app with the project's queues, -Q applied."""
+    celery = Celery("selection-test", set_as_current=False)
+    for name in [*OTHER_QUEUES, *ATOMIC, *EXTERNAL]:
+        celery.amqp.queues.select_add(Queue(name, routing_key=name))
+    if selected:
+        celery.amqp.queues.select(selected)
+    return SimpleNamespace(app=celery)
+
+
+def consumed(parent: SimpleNamespace) -> list[str]:
+    return sorted(parent.app.amqp.queues.consume_from)
+
+
+def test_both_kinds_of_consumer_exist() -> None:
+    assert ATOMIC and EXTERNAL
+
+
+def test_an_atomic_worker_consumes_every_queue_but_the_external_consumers() -> None:
+    parent = worker()
+
+    everything = consumed(parent)
+
+    ConsumerSelection(parent, consumers="atomic")
+
+    assert consumed(parent) == sorted(set(everything) - set(EXTERNAL))
+    assert set(OTHER_QUEUES) | set(ATOMIC) <= set(consumed(parent))
+
+
+def test_an_external_worker_consumes_only_the_external_consumers() -> None:
+    parent = worker()
+
+    ConsumerSelection(parent, consumers="external")
+
+    assert consumed(parent) == EXTERNAL
+
+
+def test_without_the_option_a_worker_consumes_every_queue_and_q_still_narrows() -> None:
+    parent = worker()
+    everything = consumed(parent)
+    ConsumerSelection(parent)
+    assert consumed(parent) == everything
+    assert set(OTHER_QUEUES) | set(ATOMIC) | set(EXTERNAL) <= set(everything)
+
+    parent = worker([EXTERNAL[0], ATOMIC[0]])
+    ConsumerSelection(parent, consumers="external")
+    assert consumed(parent) == [EXTERNAL[0]]
+
+
+def test_a_selection_that_leaves_no_queue_is_refused() -> None:
+    with pytest.raises(ImproperlyConfigured, match="--consumers atomic leaves this worker no queue"):
+        ConsumerSelection(worker(EXTERNAL), consumers="atomic")
+
+
+def test_the_worker_command_has_the_option() -> None:
+    assert [option.name for option in app.user_options["worker"]] == ["consumers"]
+    assert ConsumerSelection in app.steps["worker"]
