@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from celery import Celery
 from celery.exceptions import ImproperlyConfigured
+from django.conf import settings
 from kombu import Queue
 
 from config.celery_app import app
@@ -73,3 +76,22 @@ def test_a_selection_that_leaves_no_queue_is_refused() -> None:
 def test_the_worker_command_has_the_option() -> None:
     assert [option.name for option in app.user_options["worker"]] == ["consumers"]
     assert ConsumerSelection in app.steps["worker"]
+
+
+def test_the_procfiles_workers_together_consume_every_queue_each_kind_apart() -> None:
+    procfile = (Path(settings.BASE_DIR) / "Procfile").read_text()
+    kinds = [
+        re.search(r"--consumers (\w+)", line)[1] if "--consumers" in line else "all"
+        for line in procfile.splitlines()
+        if "celery -A config worker" in line and not line.startswith("#")
+    ]
+    selections = []
+    for kind in kinds:
+        parent = worker()
+        everything = set(consumed(parent))
+        ConsumerSelection(parent, consumers=kind)
+        selections.append(set(consumed(parent)))
+
+    assert sorted(kinds) == ["atomic", "external"]
+    assert set().union(*selections) == everything
+    assert not selections[0] & selections[1]
