@@ -1,13 +1,19 @@
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from io import StringIO
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
+from devtools.redis_server import free_port
 from events.api import operator_acted
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -22,6 +28,27 @@ APP_FILES = (
     "tasks.py",
 )
 TEST_FILES = ("__init__.py", "test_admin.py", "test_services.py", "test_tasks.py")
+# The fast selection: every test but the fault and browser tests.
+FAST_SELECTION = "not faults and not browser"
+# Set in the copy's run of the suite: the copy does not copy itself again.
+IN_A_COPY = "STARTCONSUMER_IN_A_COPY"
+# The virtualenv, git's files, caches, and what the project writes as it runs: a fresh checkout has none.
+NOT_COPIED = (
+    ".venv",
+    ".git",
+    "__pycache__",
+    "node_modules",
+    "media",
+    ".run",
+    "staticfiles",
+    "test-artifacts",
+    "bench-results",
+    ".pytest_cache",
+    ".ruff_cache",
+    "db.sqlite3*",
+    ".test-db.sqlite3*",
+    ".bench-db.sqlite3*",
+)
 
 
 def startconsumer(*args: str) -> str:
@@ -140,3 +167,60 @@ def test_an_existing_directory_is_never_overwritten(tmp_path: Path, existing: st
         startconsumer("example", str(tmp_path), "--event", "user_created")
 
     assert files_under(tmp_path) == {f"{existing}/kept.py"}
+
+
+def copy_database_url() -> str | None:
+    """Return the DATABASE_URL of the copy's run: on PostgreSQL another database, as this run's is in use."""
+    url = os.environ.get("DATABASE_URL")
+    if not url or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"{parts.path}_startconsumer"))
+
+
+# Marked faults, though nothing is broken on purpose: it runs the fast suite again in a copy of the
+# project (about a minute), so the fast selection (-m "not faults and not browser") leaves it out
+# and `make test` (every marker) runs it.
+@pytest.mark.faults
+@pytest.mark.skipif(os.environ.get(IN_A_COPY) == "1", reason="this run is the copy's: it does not copy itself")
+def test_a_generated_consumer_passes_the_suite_in_a_copy_of_the_project(tmp_path: Path) -> None:
+    # given: a copy of the project, as a fresh checkout; a project that has a billing app already
+    # (the README's example) gets another
+    app = "billing" if not (BASE_DIR / "billing").exists() else "billing_generated"
+    project = tmp_path / "project"
+    shutil.copytree(BASE_DIR, project, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        # Nothing listens there, so the copy's suite starts a Redis of its own: no other run's queues in it.
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        IN_A_COPY: "1",
+    }
+    if (database_url := copy_database_url()) is not None:
+        env["DATABASE_URL"] = database_url
+
+    def run(*args: str, timeout: float = 60) -> str:
+        result = subprocess.run(
+            [sys.executable, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        assert result.returncode == 0, f"{' '.join(args)}:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+        return result.stdout
+
+    # when: what the README says: the command, then the app's line in INSTALLED_APPS (the one edit)
+    run("manage.py", "startconsumer", app, "--event", "user_created")
+    base = project / "config/settings/base.py"
+    text = base.read_text()
+    end = text.index("\n]\n", text.index("INSTALLED_APPS = [\n"))
+    base.write_text(f'{text[:end]}\n    "{app}",{text[end:]}')
+
+    # then: no missing migration, no check failing, and the fast suite passes with the app's tests in it
+    assert files_under(project) >= generated(app)
+    assert "No changes detected" in run("manage.py", "makemigrations", "--check", "--dry-run")
+    run("manage.py", "check")
+    report = tmp_path / "report.xml"
+    run("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", FAST_SELECTION, f"--junitxml={report}", timeout=150)
+    cases = ET.parse(report).getroot().iter("testcase")
+    ran = [case for case in cases if case.get("classname", "").startswith(f"tests.{app}.")]
+    assert {case.get("classname") for case in ran} == {f"tests.{app}.{file[:-3]}" for file in TEST_FILES[1:]}
+    assert len(ran) >= 10
+    assert [case.get("name") for case in ran if len(case.findall("*"))] == []  # none failed or skipped
