@@ -95,6 +95,6 @@ def test_replay_needs_a_selection_and_known_consumers() -> None:
     with pytest.raises(CommandError, match="Say which deliveries"):
         replay("--consumer", CRM)
     with pytest.raises(CommandError, match="Known"):
-        replay("--consumer", "billing", "--failed")
+        replay("--consumer", "nosuchapp", "--failed")
     with pytest.raises(CommandError, match="--since takes a date"):
         replay("--since", "last tuesday")

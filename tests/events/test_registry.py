@@ -103,4 +103,4 @@ def test_app_labels_select_their_consumers() -> None:
     assert consumers_matching(["crm"]) == [crm]
     assert {declared.name.split(".")[0] for declared in consumers_matching(["notifications"])} == {"notifications"}
     with pytest.raises(ValueError, match="Known"):
-        consumers_matching(["billing"])
+        consumers_matching(["nosuchapp"])
