@@ -126,20 +126,38 @@ def _complete(consumer: Consumer, done: list[ledger.Claim], owner: str) -> None:
 def _run(consumer: Consumer, claim: ledger.Claim, owner: str) -> bool:
     """Run one effect; return whether it succeeded (its failure is recorded here)."""
     token = _running.set((claim, owner))
+    started = time.monotonic()
     try:
         consumer.handler(_event(consumer, claim))
-        return True
     except ledger.LeaseLost:
         # Another drain holds the delivery now: its outcome, and the rest of the effect, are that drain's.
         raise
     except SoftTimeLimitExceeded as error:
-        _failed(consumer, claim, owner, error)
+        _failed(consumer, claim, owner, error, started=started)
         raise
     except Exception as error:
-        _failed(consumer, claim, owner, error)
+        _failed(consumer, claim, owner, error, started=started)
         return False
     finally:
         _running.reset(token)
+    _log_done(consumer, claim, started=started)
+    return True
+
+
+def _log_done(consumer: Consumer, claim: ledger.Claim, *, started: float) -> None:
+    # One line per outcome, carrying the event id (the log context): a grep shows the whole fan-out.
+    logger.info(
+        "Delivery %s of %s (%s): attempt %s done in %.0f ms",
+        claim.delivery_id,
+        consumer.name,
+        claim.event_name,
+        claim.number,
+        _ms_since(started),
+    )
+
+
+def _ms_since(started: float) -> float:
+    return (time.monotonic() - started) * 1000
 
 
 def _drain_atomic(consumer: Consumer, claimed: list[ledger.Claim], owner: str) -> int:
@@ -149,6 +167,7 @@ def _drain_atomic(consumer: Consumer, claimed: list[ledger.Claim], owner: str) -
     fails, or otherwise, each event runs in a savepoint of its own, so a failing one rolls back
     alone, and its retry or dead letter is recorded in the same commit.
     """
+    started = time.monotonic()
     with transaction.atomic():
         done: list[ledger.Claim] = []
         failed: list[tuple[ledger.Claim, Exception]] = []
@@ -172,7 +191,10 @@ def _drain_atomic(consumer: Consumer, claimed: list[ledger.Claim], owner: str) -
             return 0
         for claim, error in failed:
             with logcontext.event_scope(claim.event_id):
-                _failed(consumer, claim, owner, error)
+                _failed(consumer, claim, owner, error, started=started)
+    for claim in done:
+        with logcontext.event_scope(claim.event_id):
+            _log_done(consumer, claim, started=started)
     return len(claimed)
 
 
@@ -196,36 +218,34 @@ def _event(consumer: Consumer, claim: ledger.Claim) -> Any:
     return event_signals[claim.event_name].event_class.from_dict(claim.payload)
 
 
-def _failed(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException) -> None:
+def _failed(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException, *, started: float) -> None:
     """Schedule the next attempt on the row, or make it a dead letter; the row first, then the doorbell."""
     try:
-        _record_failure(consumer, claim, owner, error)
+        _record_failure(consumer, claim, owner, error, took=_ms_since(started))
     except ledger.LeaseLost:
         logger.warning(
             "Delivery %s of %s: lease lost before its failure was recorded", claim.delivery_id, consumer.name
         )
 
 
-def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException) -> None:
+def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException, *, took: float) -> None:
+    outcome = f"Delivery {claim.delivery_id} of {consumer.name} ({claim.event_name}): attempt {claim.number}"
     if not is_transient(error):
-        logger.error("Delivery %s of %s failed for good: %s", claim.delivery_id, consumer.name, type(error).__name__)
+        logger.error("%s failed for good (%s) in %.0f ms", outcome, type(error).__name__, took)
         ledger.fail(claim=claim, owner=owner, error=error)
         return
     if claim.attempts_since_replay >= consumer.retry.attempt_limit:
         logger.error(
-            "Delivery %s of %s gave up after %s attempts", claim.delivery_id, consumer.name, claim.attempts_since_replay
+            "%s failed (%s) in %.0f ms: gave up after %s attempts",
+            outcome,
+            type(error).__name__,
+            took,
+            claim.attempts_since_replay,
         )
         ledger.fail(claim=claim, owner=owner, error=error)
         return
     delay = consumer.retry.delay(attempt=claim.attempts_since_replay, retry_after=getattr(error, "retry_after", None))
-    logger.warning(
-        "Delivery %s of %s: attempt %s failed (%s), next in %.1f s",
-        claim.delivery_id,
-        consumer.name,
-        claim.number,
-        type(error).__name__,
-        delay,
-    )
+    logger.warning("%s failed (%s) in %.0f ms, next in %.1f s", outcome, type(error).__name__, took, delay)
     ledger.retry_later(claim=claim, owner=owner, delay=delay, error=error)
     if delay <= DOORBELL_MAX_COUNTDOWN:
         # Inside a batch transaction the ring waits for the commit, as the row it announces does.

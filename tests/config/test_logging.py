@@ -21,10 +21,12 @@ from django.urls import reverse
 from crm.backends.base import CRMPermanentError
 from devtools.fakes import CRMResponse, FakeCRM
 from events import logcontext
+from events.api import consumers_of
 from events.models import Delivery, Event
 from events.sweep import sweep
 from events.testing import run_due
 from tests.factories import UserCreatedFactory, UserFactory
+from users.signals import user_created
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 CRM = "crm.sync_contact"
@@ -162,6 +164,26 @@ def test_a_failing_deliverys_lines_carry_its_event_id_and_not_the_address(
         assert [line["event"] for line in about] == [str(event.event_id)] * 2
         assert CRMPermanentError.__name__ in about[-1]["message"]
     assert "@example.com" not in console.getvalue()
+
+
+@pytest.mark.django_db
+def test_a_signup_done_everywhere_leaves_one_outcome_line_per_consumer_with_its_event_id(
+    console: io.StringIO, crm: FakeCRM
+) -> None:
+    # given
+    event = UserCreatedFactory()
+
+    # when: every consumer runs its delivery
+    for declared in consumers_of(user_created):
+        run_due(declared.name)
+
+    # then: one "done" line a consumer, each with the event id, the attempt and how long it took
+    about = [line for line in lines(console) if line["event"] == str(event.event_id)]
+    done = [line["message"] for line in about if " done in " in line["message"]]
+    assert sorted(message.split(" of ")[1].split(" ")[0] for message in done) == sorted(
+        declared.name for declared in consumers_of(user_created)
+    )
+    assert all(re.search(r"\(user\.created\): attempt 1 done in \d+ ms$", message) for message in done), done
 
 
 @pytest.mark.django_db
