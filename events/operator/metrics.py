@@ -27,8 +27,10 @@ from prometheus_client.registry import Collector
 
 from events.broker import DEAD_LETTER_KEY
 from events.doorbells import broker_redis
-from events.models import Delivery, DeliveryAttempt, Event
+from events.models import ConsumerControl, Delivery, DeliveryAttempt, Event, SweepRun
 from events.registry import consumers
+from events.signals import event_signals
+from events.sweep import NEVER
 
 # Upper bounds (seconds) of the delivery lag histogram: from a fast in-process effect to an hour of retries.
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
@@ -47,14 +49,18 @@ class RelayCollector(Collector):
         yield from self._deliveries(names, now=now)
         yield self._attempts(names)
         yield self._lag(names, now=now)
+        yield self._paused(names)
+        yield self._sweep()
         dead_letters = self._dead_letters()
         if dead_letters is not None:
             yield dead_letters
 
     def _events(self) -> Metric:
         family = CounterMetricFamily("relay_events", "Domain events emitted (stored), by event name.", labels=["name"])
-        for name, count in Event.objects.order_by().values_list("name").annotate(count=Count("pk")):
-            family.add_metric([name], count)
+        counts = dict(Event.objects.order_by().values_list("name").annotate(count=Count("pk")))
+        # Every event this code can publish has its series from the start, at 0 until one is.
+        for name in sorted(set(event_signals) | set(counts)):
+            family.add_metric([name], counts.get(name, 0))
         return family
 
     def _deliveries(self, names: list[str], *, now: datetime) -> Iterator[Metric]:
@@ -141,6 +147,24 @@ class RelayCollector(Collector):
                 cumulative += count
                 buckets.append((_bound(bound), cumulative))
             family.add_metric([consumer], buckets, sums[consumer])
+        return family
+
+    def _paused(self, names: list[str]) -> Metric:
+        family = GaugeMetricFamily(
+            "relay_consumer_paused", "1 while an operator has paused the consumer, else 0.", labels=["consumer"]
+        )
+        paused = set(ConsumerControl.objects.filter(paused=True).values_list("consumer", flat=True))
+        for consumer in _with_unknown(names, paused):
+            family.add_metric([consumer], 1 if consumer in paused else 0)
+        return family
+
+    def _sweep(self) -> Metric:
+        family = GaugeMetricFamily(
+            "relay_sweep_last_run_timestamp_seconds",
+            "When the sweep last ran (Unix time; the seed time 2000-01-01 until it first runs).",
+        )
+        started_at = SweepRun.objects.filter(pk=1).values_list("started_at", flat=True).first()
+        family.add_metric([], (started_at or NEVER).timestamp())
         return family
 
     def _dead_letters(self) -> Metric | None:

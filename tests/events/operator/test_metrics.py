@@ -16,7 +16,7 @@ from crm.backends.base import CRMPermanentError
 from devtools.redis_server import free_port
 from events.api import consumers, consumers_of
 from events.broker import DEAD_LETTER_KEY
-from events.models import Delivery
+from events.models import ConsumerControl, Delivery, SweepRun
 from events.testing import run_due
 from tests.factories import UserCreatedFactory
 from users.signals import user_created
@@ -145,9 +145,25 @@ def test_a_scrape_costs_the_same_few_queries_however_many_rows(client: Client, d
         UserCreatedFactory()
     run_due(AUDIT)
 
-    # when / then: events, deliveries, attempts, the last hour's lags
-    with django_assert_num_queries(4):
+    # when / then: events, deliveries, attempts, the last hour's lags, the paused consumers, the sweep
+    with django_assert_num_queries(6):
         scrape(client)
+
+
+def test_metrics_say_which_consumers_are_paused_and_when_the_sweep_last_ran(client: Client) -> None:
+    # given
+    ConsumerControl.objects.create(consumer=CRM, paused=True)
+    swept = timezone.now() - timedelta(seconds=30)
+    SweepRun.objects.update_or_create(pk=1, defaults={"started_at": swept})
+
+    # when
+    samples = scrape(client)
+
+    # then
+    assert by_consumer(samples, "relay_consumer_paused") == {
+        declared.name: 1.0 if declared.name == CRM else 0.0 for declared in consumers()
+    }
+    assert value(samples, "relay_sweep_last_run_timestamp_seconds") == pytest.approx(swept.timestamp())
 
 
 def test_metrics_leave_out_the_dead_letters_when_redis_does_not_answer(client: Client) -> None:
