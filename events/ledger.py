@@ -6,6 +6,7 @@ import os
 import socket
 import traceback
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from events import tallies
 from events.conf import events_settings
 from events.models import ConsumerControl, Delivery, DeliveryAttempt
 
@@ -35,6 +37,7 @@ class Claim:
     attempt_id: int
     number: int
     attempts_since_replay: int
+    created_at: datetime
 
 
 class LeaseLost(Exception):
@@ -101,9 +104,10 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
         if not ids:
             return []
         # An attempt still "running" belonged to a worker that died: its lease expired.
-        DeliveryAttempt.objects.filter(delivery_id__in=ids, outcome=DeliveryAttempt.Outcome.RUNNING).update(
+        lost = DeliveryAttempt.objects.filter(delivery_id__in=ids, outcome=DeliveryAttempt.Outcome.RUNNING).update(
             outcome=DeliveryAttempt.Outcome.LOST, finished_at=now, error="its worker stopped before it finished"
         )
+        tallies.add({(tallies.ATTEMPTS, consumer, DeliveryAttempt.Outcome.LOST): lost})
         Delivery.objects.filter(id__in=ids).update(
             lease_owner=owner,
             lease_until=lease_until(),
@@ -114,12 +118,14 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
         rows = list(
             Delivery.objects.filter(id__in=ids)
             .order_by("due_at", "id")
-            .values_list("id", "event_id", "event__name", "event__payload", "attempts", "attempts_since_replay")
+            .values_list(
+                "id", "event_id", "event__name", "event__payload", "attempts", "attempts_since_replay", "created_at"
+            )
         )
         started = DeliveryAttempt.objects.bulk_create(
             [
                 DeliveryAttempt(delivery_id=pk, number=attempts, worker=worker, started_at=now)
-                for pk, _event, _name, _payload, attempts, _since_replay in rows
+                for pk, _event, _name, _payload, attempts, _since_replay, _created in rows
             ]
         )
     return [
@@ -132,12 +138,14 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
             attempt_id=row.pk,
             number=attempts,
             attempts_since_replay=since_replay,
+            created_at=created_at,
         )
-        for (pk, event_id, name, payload, attempts, since_replay), row in zip(rows, started, strict=True)
+        for (pk, event_id, name, payload, attempts, since_replay, created_at), row in zip(rows, started, strict=True)
     ]
 
 
-def _finish(claims: list[Claim], owner: str, *, outcome: str, error: str, **change: Any) -> None:
+def _finish(claims: list[Claim], owner: str, *, outcome: str, error: str, ended: str = "", **change: Any) -> None:
+    """Record outcome for held claims (and, when ended, how their deliveries ended) with their tallies."""
     now = timezone.now()
     with transaction.atomic():
         held = Delivery.objects.filter(
@@ -149,6 +157,14 @@ def _finish(claims: list[Claim], owner: str, *, outcome: str, error: str, **chan
         DeliveryAttempt.objects.filter(pk__in=[claim.attempt_id for claim in claims]).update(
             outcome=outcome, finished_at=now, error=error
         )
+        counts: Counter[tallies.Series] = Counter()
+        for claim in claims:
+            counts[(tallies.ATTEMPTS, claim.consumer, outcome)] += 1
+            if ended:
+                counts[(tallies.DELIVERIES, claim.consumer, ended)] += 1
+            if ended == Delivery.Status.DONE:
+                counts.update(tallies.lags(claim.consumer, [(now - claim.created_at).total_seconds()]))
+        tallies.add(counts)
 
 
 def complete(*, claims: list[Claim], owner: str) -> None:
@@ -160,6 +176,7 @@ def complete(*, claims: list[Claim], owner: str) -> None:
         owner,
         outcome=DeliveryAttempt.Outcome.DONE,
         error="",
+        ended=Delivery.Status.DONE,
         status=Delivery.Status.DONE,
         completed_at=timezone.now(),
         due_at=None,
@@ -198,6 +215,7 @@ def fail(*, claim: Claim, owner: str, error: BaseException | str) -> None:
         owner,
         outcome=DeliveryAttempt.Outcome.FAILED,
         error=text,
+        ended=Delivery.Status.FAILED,
         status=Delivery.Status.FAILED,
         due_at=None,
         last_error=text,

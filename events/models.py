@@ -120,3 +120,24 @@ class SweepRun(models.Model):
 
     def __str__(self) -> str:
         return f"sweep at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Tally(models.Model):
+    """A running count for the metrics: added to in the transaction of the change it counts, never lowered.
+
+    Pruning deletes old rows and several processes serve /metrics: counted from the rows, a counter
+    would fall. One row a series: (metric, consumer, label), e.g. ("attempts", "crm.sync_contact", "retry").
+    """
+
+    metric = models.CharField(max_length=32)
+    consumer = models.CharField(max_length=100, blank=True)
+    label = models.CharField(max_length=100, blank=True)
+    value = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["metric", "consumer", "label"], name="events_one_tally_per_series"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric}{{{self.consumer},{self.label}}} = {self.value:g}"

@@ -12,7 +12,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from events import logcontext
+from events import logcontext, tallies
 from events.doorbells import doorbells
 from events.models import Delivery, Event
 from events.registry import consumers_of
@@ -63,6 +63,7 @@ def publish(*, signal: EventSignal, event: DomainEvent) -> None:
     Delivery.objects.bulk_create(
         [Delivery(event=stored, consumer=declared.name, due_at=now) for declared in consumers_of(signal)]
     )
+    tallies.add({(tallies.EVENTS, "", event.name): 1})
     # The rest of the request's lines (the doorbells rung on commit, the response) carry the event id.
     logcontext.event_published(event.event_id)
     for listener in publish_listeners:

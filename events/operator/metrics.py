@@ -1,18 +1,16 @@
-"""Prometheus metrics of the event layer, computed from the database at scrape time.
+"""Prometheus metrics of the event layer: counters and the lag histogram from the tallies, gauges from the rows.
 
-The web runs several processes: counters kept in one of them would each tell a part. The rows are
-the truth, so every scrape counts them (aggregate queries, one per metric family). Counts of done
-deliveries and their attempts drop when retention deletes old rows; Prometheus reads a drop as a
-counter reset, so rate() stays right.
+Counters only grow: pruning deletes old rows and the web runs several processes, so each count is
+kept in the database (events.tallies), added to in the transaction of the change it counts, and
+every process serves the same numbers. Gauges (pending, failed, paused) are counted from the rows
+that are still open at each scrape, which are few.
 """
 
 from __future__ import annotations
 
-import bisect
 import hmac
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import redis
 from django.conf import settings
@@ -25,17 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from events import tallies
 from events.broker import DEAD_LETTER_KEY
 from events.doorbells import broker_redis
-from events.models import ConsumerControl, Delivery, DeliveryAttempt, Event, SweepRun
+from events.models import ConsumerControl, Delivery, DeliveryAttempt, SweepRun
 from events.registry import consumers
 from events.signals import event_signals
 from events.sweep import NEVER
-
-# Upper bounds (seconds) of the delivery lag histogram: from a fast in-process effect to an hour of retries.
-LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
-# The lag histogram covers deliveries completed within this window.
-LAG_WINDOW = timedelta(hours=1)
 
 
 class RelayCollector(Collector):
@@ -45,33 +39,35 @@ class RelayCollector(Collector):
         """Yield every metric family, queried now."""
         names = [declared.name for declared in consumers()]
         now = timezone.now()
-        yield self._events()
-        yield from self._deliveries(names, now=now)
-        yield self._attempts(names)
-        yield self._lag(names, now=now)
+        counts = tallies.read()
+        yield self._events(counts)
+        yield from self._deliveries(names, counts, now=now)
+        yield self._attempts(names, counts)
+        yield self._lag(names, counts)
         yield self._paused(names)
         yield self._sweep()
         dead_letters = self._dead_letters()
         if dead_letters is not None:
             yield dead_letters
 
-    def _events(self) -> Metric:
+    def _events(self, counts: dict[tallies.Series, float]) -> Metric:
         family = CounterMetricFamily("relay_events", "Domain events emitted (stored), by event name.", labels=["name"])
-        counts = dict(Event.objects.order_by().values_list("name").annotate(count=Count("pk")))
+        seen = {name for metric, _consumer, name in counts if metric == tallies.EVENTS}
         # Every event this code can publish has its series from the start, at 0 until one is.
-        for name in sorted(set(event_signals) | set(counts)):
-            family.add_metric([name], counts.get(name, 0))
+        for name in sorted(set(event_signals) | seen):
+            family.add_metric([name], counts.get((tallies.EVENTS, "", name), 0))
         return family
 
-    def _deliveries(self, names: list[str], *, now: datetime) -> Iterator[Metric]:
+    def _deliveries(self, names: list[str], counts: dict[tallies.Series, float], *, now: datetime) -> Iterator[Metric]:
         pending = Q(status=Delivery.Status.PENDING)
         running = pending & Q(lease_until__gt=now)
         due = pending & ~Q(lease_until__gt=now) & Q(due_at__lte=now)
+        # Only the open rows (pending, failed): done ones, the millions, are counted in the tallies.
         rows = (
-            Delivery.objects.order_by()
+            Delivery.objects.filter(status__in=[Delivery.Status.PENDING, Delivery.Status.FAILED])
+            .order_by()
             .values("consumer")
             .annotate(
-                done=Count("pk", filter=Q(status=Delivery.Status.DONE)),
                 failed=Count("pk", filter=Q(status=Delivery.Status.FAILED)),
                 due=Count("pk", filter=due),
                 running=Count("pk", filter=running),
@@ -80,9 +76,11 @@ class RelayCollector(Collector):
             )
         )
         by_consumer = {row["consumer"]: row for row in rows}
-        empty = {"done": 0, "failed": 0, "due": 0, "running": 0, "waiting": 0, "oldest_due": None}
+        empty = {"failed": 0, "due": 0, "running": 0, "waiting": 0, "oldest_due": None}
         totals = CounterMetricFamily(
-            "relay_deliveries", "Deliveries completed or dead-lettered, by consumer.", labels=["consumer", "status"]
+            "relay_deliveries",
+            "Deliveries that ended done or failed (a dead letter), by consumer; a replayed one counts again.",
+            labels=["consumer", "status"],
         )
         pending_gauge = GaugeMetricFamily(
             "relay_deliveries_pending",
@@ -98,10 +96,11 @@ class RelayCollector(Collector):
             "Seconds since the oldest due pending delivery of a consumer became due (0 when none is due).",
             labels=["consumer"],
         )
-        for consumer in _with_unknown(names, by_consumer):
+        counted = {consumer for metric, consumer, _label in counts if metric == tallies.DELIVERIES}
+        for consumer in _with_unknown(names, set(by_consumer) | counted):
             row = by_consumer.get(consumer, empty)
-            totals.add_metric([consumer, "done"], row["done"])
-            totals.add_metric([consumer, "failed"], row["failed"])
+            for status in (Delivery.Status.DONE, Delivery.Status.FAILED):
+                totals.add_metric([consumer, status], counts.get((tallies.DELIVERIES, consumer, status), 0))
             pending_gauge.add_metric([consumer, "due"], row["due"])
             pending_gauge.add_metric([consumer, "running"], row["running"])
             pending_gauge.add_metric([consumer, "waiting"], row["waiting"])
@@ -110,43 +109,33 @@ class RelayCollector(Collector):
             oldest.add_metric([consumer], max(age, 0.0))
         yield from (totals, pending_gauge, failed_gauge, oldest)
 
-    def _attempts(self, names: list[str]) -> Metric:
+    def _attempts(self, names: list[str], counts: dict[tallies.Series, float]) -> Metric:
         family = CounterMetricFamily(
-            "relay_delivery_attempts", "Delivery attempts by consumer and outcome.", labels=["consumer", "outcome"]
+            "relay_delivery_attempts",
+            "Delivery attempts by consumer and outcome, once they have one (running ones are in"
+            " relay_deliveries_pending).",
+            labels=["consumer", "outcome"],
         )
-        counts = {
-            (consumer, outcome): count
-            for consumer, outcome, count in DeliveryAttempt.objects.order_by()
-            .values_list("delivery__consumer", "outcome")
-            .annotate(count=Count("pk"))
-        }
-        for consumer in _with_unknown(names, {consumer for consumer, _ in counts}):
-            for outcome in DeliveryAttempt.Outcome.values:
-                family.add_metric([consumer, outcome], counts.get((consumer, outcome), 0))
+        outcomes = [outcome for outcome in DeliveryAttempt.Outcome.values if outcome != DeliveryAttempt.Outcome.RUNNING]
+        counted = {consumer for metric, consumer, _label in counts if metric == tallies.ATTEMPTS}
+        for consumer in _with_unknown(names, counted):
+            for outcome in outcomes:
+                family.add_metric([consumer, outcome], counts.get((tallies.ATTEMPTS, consumer, outcome), 0))
         return family
 
-    def _lag(self, names: list[str], *, now: datetime) -> Metric:
+    def _lag(self, names: list[str], counts: dict[tallies.Series, float]) -> Metric:
         family = HistogramMetricFamily(
             "relay_delivery_lag_seconds",
-            "Seconds from a delivery's creation to its completion, deliveries completed in the last hour.",
+            "Seconds from a delivery's creation to its completion, every delivery done (cumulative).",
             labels=["consumer"],
         )
-        # Per row, but only the last hour's completions, and only three columns of each.
-        completed = Delivery.objects.filter(status=Delivery.Status.DONE, completed_at__gte=now - LAG_WINDOW)
-        counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(LAG_BUCKETS) + 1))
-        sums: dict[str, float] = defaultdict(float)
-        for consumer, created_at, completed_at in (
-            completed.order_by().values_list("consumer", "created_at", "completed_at").iterator(chunk_size=2000)
-        ):
-            lag = max((completed_at - created_at).total_seconds(), 0.0)
-            counts[consumer][bisect.bisect_left(LAG_BUCKETS, lag)] += 1
-            sums[consumer] += lag
-        for consumer in _with_unknown(names, counts):
-            cumulative, buckets = 0, []
-            for bound, count in zip((*LAG_BUCKETS, float("inf")), counts[consumer], strict=True):
-                cumulative += count
-                buckets.append((_bound(bound), cumulative))
-            family.add_metric([consumer], buckets, sums[consumer])
+        counted = {consumer for metric, consumer, _label in counts if metric == tallies.LAG}
+        for consumer in _with_unknown(names, counted):
+            cumulative, buckets = 0.0, []
+            for bound in (*map(repr, tallies.LAG_BUCKETS), tallies.INF):
+                cumulative += counts.get((tallies.LAG, consumer, bound), 0)
+                buckets.append((bound, cumulative))
+            family.add_metric([consumer], buckets, counts.get((tallies.LAG_SUM, consumer, ""), 0.0))
         return family
 
     def _paused(self, names: list[str]) -> Metric:
@@ -182,10 +171,6 @@ class RelayCollector(Collector):
 def _with_unknown(names: list[str], seen: Iterable[str]) -> list[str]:
     """The registry's consumers, then any other name found in the rows (a consumer since removed)."""
     return names + sorted(set(seen) - set(names))
-
-
-def _bound(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
 
 
 registry = CollectorRegistry(auto_describe=False)

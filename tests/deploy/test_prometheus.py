@@ -8,16 +8,21 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 from django.conf import settings
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.redis_server import free_port
-from events.models import ConsumerControl
+from events.ledger import prune
+from events.models import ConsumerControl, Delivery
+from events.tallies import LAG_BUCKETS
+from events.testing import run_due
 from tests.factories import UserCreatedFactory
 
 DEPLOY = Path(settings.BASE_DIR) / "deploy"
@@ -31,6 +36,8 @@ needs_prometheus = pytest.mark.skipif(
     PROMETHEUS is None, reason="prometheus is not installed (apt-get install prometheus)"
 )
 METRIC = re.compile(r"\brelay_[a-z_]+\b")
+AUDIT = "audit.record_user_created"
+ANALYTICS = "analytics.track_signup"
 
 
 def rule_expressions() -> list[str]:
@@ -147,3 +154,39 @@ def test_a_real_prometheus_scrapes_the_metrics_and_evaluates_the_rules_and_the_d
     assert all(rule["health"] == "ok" for group in rules for rule in group["rules"]), rules
     for expr in dashboard_expressions():
         query(prometheus, expr)
+
+
+@needs_prometheus
+@pytest.mark.django_db(transaction=True)
+def test_counters_never_reset_for_prometheus_and_the_lag_quantile_is_within_a_bucket(prometheus: str, settings) -> None:
+    # given: 40 audit deliveries done with known lags (0.02 s to 80 s), scraped every second
+    lags = [0.02 * 1.2**n for n in range(40)]
+    for _ in lags:
+        UserCreatedFactory()
+    now = timezone.now()
+    for delivery, lag in zip(Delivery.objects.filter(consumer=AUDIT).order_by("pk"), lags, strict=True):
+        Delivery.objects.filter(pk=delivery.pk).update(created_at=now - timedelta(seconds=lag))
+    run_due(AUDIT, ANALYTICS)
+    assert wait_for(prometheus, f'relay_deliveries_total{{consumer="{AUDIT}", status="done"}} == 40')
+
+    # when: retention prunes them all, a replay runs one again, more users sign up
+    settings.EVENTS_RETENTION_DAYS = 1
+    Delivery.objects.filter(status=Delivery.Status.DONE).update(completed_at=now - timedelta(days=2))
+    assert prune() == 80
+    scraped = wait_for(prometheus, 'count(relay_deliveries_failed{job="relay"})')
+    assert scraped
+    UserCreatedFactory()
+    run_due(AUDIT)
+    assert wait_for(prometheus, f'relay_deliveries_total{{consumer="{AUDIT}", status="done"}} == 41')
+
+    # then: no counter series was ever seen to fall, and the p99 is within the bucket of the true one
+    names = requests.get(f"{prometheus}/api/v1/label/__name__/values", timeout=5).json()["data"]
+    counters = [name for name in names if re.fullmatch(r"relay_\w+_(total|bucket|count|sum)", name)]
+    assert len(counters) >= 6, names
+    for name in counters:
+        assert query(prometheus, f"resets({name}[5m]) > 0") == [], name
+    [estimate] = query(prometheus, f'histogram_quantile(0.99, relay_delivery_lag_seconds_bucket{{consumer="{AUDIT}"}})')
+    true_p99 = sorted([*lags, 0.0])[int(0.99 * 41)]
+    upper = next(bound for bound in (*LAG_BUCKETS, float("inf")) if true_p99 <= bound)
+    lower = max([0.0, *(bound for bound in LAG_BUCKETS if bound < true_p99)])
+    assert lower <= float(estimate["value"][1]) <= upper, (estimate, true_p99)
