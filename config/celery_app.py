@@ -6,9 +6,12 @@ from typing import Any
 from celery import Celery
 from celery.signals import celeryd_init, task_prerun
 
+from config import tracing
 from events.worker import install as install_consumer_selection
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Spans of every process the project starts (web, worker, beat), when an OTLP endpoint is set.
+tracing.configure()
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

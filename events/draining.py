@@ -11,10 +11,11 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 
-from events import ledger, logcontext
+from events import ledger, logcontext, tracing
 from events.conf import events_settings
 from events.doorbells import doorbell_answered
 from events.leases import renewer
+from events.models import DeliveryAttempt
 from events.registry import Consumer
 from events.retry import PermanentError, is_transient
 from events.signals import event_signals
@@ -24,6 +25,14 @@ logger = logging.getLogger(__name__)
 # A retry due within this many seconds rings its doorbell with a countdown; later ones wait for
 # the sweep (a countdown message sits in a worker's memory until it is due).
 DOORBELL_MAX_COUNTDOWN = 60.0
+
+# An attempt's outcomes, as the attempt rows and the traces name them.
+DONE, RETRY, FAILED, LOST = (
+    DeliveryAttempt.Outcome.DONE,
+    DeliveryAttempt.Outcome.RETRY,
+    DeliveryAttempt.Outcome.FAILED,
+    DeliveryAttempt.Outcome.LOST,
+)
 
 # The delivery whose effect runs now in this context, and its drain's lease owner (for fence()).
 _running: ContextVar[tuple[ledger.Claim, str] | None] = ContextVar("events_running_delivery", default=None)
@@ -127,20 +136,23 @@ def _run(consumer: Consumer, claim: ledger.Claim, owner: str) -> bool:
     """Run one effect; return whether it succeeded (its failure is recorded here)."""
     token = _running.set((claim, owner))
     started = time.monotonic()
-    try:
-        consumer.handler(_event(consumer, claim))
-    except ledger.LeaseLost:
-        # Another drain holds the delivery now: its outcome, and the rest of the effect, are that drain's.
-        raise
-    except SoftTimeLimitExceeded as error:
-        _failed(consumer, claim, owner, error, started=started)
-        raise
-    except Exception as error:
-        _failed(consumer, claim, owner, error, started=started)
-        return False
-    finally:
-        _running.reset(token)
-    _log_done(consumer, claim, started=started)
+    with tracing.processing(claim) as span:
+        try:
+            consumer.handler(_event(consumer, claim))
+        except ledger.LeaseLost:
+            # Another drain holds the delivery now: its outcome, and the rest of the effect, are that drain's.
+            tracing.outcome(span, LOST)
+            raise
+        except SoftTimeLimitExceeded as error:
+            tracing.outcome(span, _failed(consumer, claim, owner, error, started=started))
+            raise
+        except Exception as error:
+            tracing.outcome(span, _failed(consumer, claim, owner, error, started=started))
+            return False
+        finally:
+            _running.reset(token)
+        _log_done(consumer, claim, started=started)
+        tracing.outcome(span, DONE)
     return True
 
 
@@ -168,6 +180,8 @@ def _drain_atomic(consumer: Consumer, claimed: list[ledger.Claim], owner: str) -
     alone, and its retry or dead letter is recorded in the same commit.
     """
     started = time.monotonic()
+    started_ns = time.time_ns()
+    results: list[tuple[ledger.Claim, str]] = []
     with transaction.atomic():
         done: list[ledger.Claim] = []
         failed: list[tuple[ledger.Claim, Exception]] = []
@@ -191,10 +205,14 @@ def _drain_atomic(consumer: Consumer, claimed: list[ledger.Claim], owner: str) -
             return 0
         for claim, error in failed:
             with logcontext.event_scope(claim.event_id):
-                _failed(consumer, claim, owner, error, started=started)
+                results.append((claim, _failed(consumer, claim, owner, error, started=started)))
     for claim in done:
         with logcontext.event_scope(claim.event_id):
             _log_done(consumer, claim, started=started)
+        results.append((claim, DONE))
+    # Committed: each attempt of the batch is a span of its own, over the batch's time.
+    for claim, result in results:
+        tracing.processed(claim, started_ns=started_ns, result=result)
     return len(claimed)
 
 
@@ -218,22 +236,26 @@ def _event(consumer: Consumer, claim: ledger.Claim) -> Any:
     return event_signals[claim.event_name].event_class.from_dict(claim.payload)
 
 
-def _failed(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException, *, started: float) -> None:
-    """Schedule the next attempt on the row, or make it a dead letter; the row first, then the doorbell."""
+def _failed(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException, *, started: float) -> str:
+    """Schedule the next attempt on the row, or make it a dead letter; the row first, then the doorbell.
+
+    Return the attempt's outcome: retry, failed, or lost (the lease was, so nothing was recorded).
+    """
     try:
-        _record_failure(consumer, claim, owner, error, took=_ms_since(started))
+        return _record_failure(consumer, claim, owner, error, took=_ms_since(started))
     except ledger.LeaseLost:
         logger.warning(
             "Delivery %s of %s: lease lost before its failure was recorded", claim.delivery_id, consumer.name
         )
+        return LOST
 
 
-def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException, *, took: float) -> None:
+def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException, *, took: float) -> str:
     outcome = f"Delivery {claim.delivery_id} of {consumer.name} ({claim.event_name}): attempt {claim.number}"
     if not is_transient(error):
         logger.error("%s failed for good (%s) in %.0f ms", outcome, type(error).__name__, took)
         ledger.fail(claim=claim, owner=owner, error=error)
-        return
+        return FAILED
     if claim.attempts_since_replay >= consumer.retry.attempt_limit:
         logger.error(
             "%s failed (%s) in %.0f ms: gave up after %s attempts",
@@ -243,10 +265,11 @@ def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: 
             claim.attempts_since_replay,
         )
         ledger.fail(claim=claim, owner=owner, error=error)
-        return
+        return FAILED
     delay = consumer.retry.delay(attempt=claim.attempts_since_replay, retry_after=getattr(error, "retry_after", None))
     logger.warning("%s failed (%s) in %.0f ms, next in %.1f s", outcome, type(error).__name__, took, delay)
     ledger.retry_later(claim=claim, owner=owner, delay=delay, error=error)
     if delay <= DOORBELL_MAX_COUNTDOWN:
         # Inside a batch transaction the ring waits for the commit, as the row it announces does.
         transaction.on_commit(lambda: consumer.ring(countdown=delay))
+    return RETRY

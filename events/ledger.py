@@ -38,6 +38,7 @@ class Claim:
     number: int
     attempts_since_replay: int
     created_at: datetime
+    trace_context: dict[str, str]
 
 
 class LeaseLost(Exception):
@@ -119,13 +120,20 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
             Delivery.objects.filter(id__in=ids)
             .order_by("due_at", "id")
             .values_list(
-                "id", "event_id", "event__name", "event__payload", "attempts", "attempts_since_replay", "created_at"
+                "id",
+                "event_id",
+                "event__name",
+                "event__payload",
+                "attempts",
+                "attempts_since_replay",
+                "created_at",
+                "event__trace_context",
             )
         )
         started = DeliveryAttempt.objects.bulk_create(
             [
                 DeliveryAttempt(delivery_id=pk, number=attempts, worker=worker, started_at=now)
-                for pk, _event, _name, _payload, attempts, _since_replay, _created in rows
+                for pk, _event, _name, _payload, attempts, _since_replay, _created, _trace in rows
             ]
         )
     return [
@@ -139,8 +147,11 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
             number=attempts,
             attempts_since_replay=since_replay,
             created_at=created_at,
+            trace_context=trace_context or {},
         )
-        for (pk, event_id, name, payload, attempts, since_replay, created_at), row in zip(rows, started, strict=True)
+        for (pk, event_id, name, payload, attempts, since_replay, created_at, trace_context), row in zip(
+            rows, started, strict=True
+        )
     ]
 
 

@@ -17,6 +17,8 @@ class Event(models.Model):
     # The user an event is about, when it is about one (its `user_id`): "did user X get everything?"
     # is an index lookup. A plain id, not a foreign key: the log outlives the users it names.
     user_id = models.PositiveBigIntegerField("user id", null=True, blank=True, db_index=True)
+    # The W3C trace context of the publish (traceparent, tracestate), when tracing is on.
+    trace_context = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-occurred_at"]

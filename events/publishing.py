@@ -12,7 +12,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from events import logcontext, tallies
+from events import logcontext, tallies, tracing
 from events.doorbells import doorbells
 from events.models import Delivery, Event
 from events.registry import consumers_of
@@ -50,20 +50,23 @@ def publish(*, signal: EventSignal, event: DomainEvent) -> None:
     rolls back. The deliveries are the truth: the receivers only ring doorbells, and whatever they
     fail to ring the sweep rings later.
     """
-    stored = Event.objects.create(
-        id=event.event_id,
-        name=event.name,
-        version=event.version,
-        payload=event.to_dict(),
-        occurred_at=event.occurred_at,
-        # An event about a user says which (`user_id`): the ledger indexes it for operators.
-        user_id=getattr(event, "user_id", None),
-    )
-    now = timezone.now()
-    Delivery.objects.bulk_create(
-        [Delivery(event=stored, consumer=declared.name, due_at=now) for declared in consumers_of(signal)]
-    )
-    tallies.add({(tallies.EVENTS, "", event.name): 1})
+    with tracing.publishing(name=event.name, event_id=event.event_id) as trace_context:
+        stored = Event.objects.create(
+            id=event.event_id,
+            name=event.name,
+            version=event.version,
+            payload=event.to_dict(),
+            occurred_at=event.occurred_at,
+            # An event about a user says which (`user_id`): the ledger indexes it for operators.
+            user_id=getattr(event, "user_id", None),
+            # Its attempts, later and elsewhere, link their spans to this publish (empty when not tracing).
+            trace_context=trace_context,
+        )
+        now = timezone.now()
+        Delivery.objects.bulk_create(
+            [Delivery(event=stored, consumer=declared.name, due_at=now) for declared in consumers_of(signal)]
+        )
+        tallies.add({(tallies.EVENTS, "", event.name): 1})
     # The rest of the request's lines (the doorbells rung on commit, the response) carry the event id.
     logcontext.event_published(event.event_id)
     for listener in publish_listeners:

@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.test import Client
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from config.celery_app import app as celery_app
 from crm.backends import locmem
@@ -34,6 +38,24 @@ def _empty_queues_and_outboxes() -> Iterator[None]:
     locmem.outbox.clear()
     purge_queues(celery_app)
     forget_doorbells()
+
+
+@pytest.fixture(scope="session")
+def _span_exporter() -> InMemorySpanExporter:
+    """The SDK's in-memory exporter behind the process's tracer provider (set once: the API allows one)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+@pytest.fixture
+def spans(_span_exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
+    """The spans this process finishes during the test, tracing on (OTEL_* set or not)."""
+    _span_exporter.clear()
+    yield _span_exporter
+    _span_exporter.clear()
 
 
 @pytest.fixture
