@@ -55,12 +55,14 @@ def test_gunicorn_serves_the_signup_page_with_a_content_security_policy() -> Non
     )
     try:
         response = None
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                response = requests.get(f"http://127.0.0.1:{port}/signup/", timeout=2)
+                # The master listens before its worker has loaded Django: on a loaded machine the
+                # first answer can take seconds.
+                response = requests.get(f"http://127.0.0.1:{port}/signup/", timeout=10)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.2)
         assert response is not None, "gunicorn did not answer"
     finally:
