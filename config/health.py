@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
-import celery
 import redis
 from django.conf import settings
 from django.db import connection
@@ -25,19 +23,16 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from events.conf import events_settings
+from events.registry import consumers
 from events.sweep import last_sweep
+from events.worker import consumed
 
 logger = logging.getLogger(__name__)
 
-# Seconds a check may wait for Redis or for a worker's answer: /readyz stays well under 2 s.
+# Seconds a check may wait for Redis: /readyz stays well under 2 s.
 CHECK_TIMEOUT = 0.5
-# A worker's answer is trusted this long (per process), so probing /readyz every few seconds does
-# not broadcast a ping to every worker each time.
-WORKER_ANSWER_TTL = 10.0
 # The sweep counts as stale after this many intervals without a pass.
 SWEEP_STALE_INTERVALS = 3
-
-_worker_answered_at: float | None = None
 
 
 class CheckFailed(Exception):
@@ -60,7 +55,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     if _run(checks, "redis", check_redis):
         _run(checks, "worker", check_worker)
     else:
-        # A ping through a broker that is down would only wait out its own timeouts.
+        # The heartbeats live in the broker's Redis: down, it can tell nothing.
         checks["worker"] = {"status": "fail", "reason": "broker unreachable"}
     _run(checks, "sweep", check_sweep)
     failed = [name for name, check in checks.items() if check["status"] != "ok"]
@@ -111,25 +106,20 @@ def check_redis() -> None:
         raise CheckFailed(f"unreachable ({type(error).__name__})") from None
 
 
-def ping_workers() -> list[dict[str, object]]:
-    """Broadcast a ping to the Celery workers and return their answers (within CHECK_TIMEOUT)."""
-    return celery.current_app.control.ping(timeout=CHECK_TIMEOUT)
+def expected_queues() -> list[str]:
+    """The queues some worker must consume: every consumer's, and the sweep's."""
+    return sorted({declared.queue for declared in consumers()} | {events_settings().sweep_queue})
 
 
 def check_worker() -> None:
-    """Fail unless at least one Celery worker answered a ping within the last WORKER_ANSWER_TTL seconds."""
-    global _worker_answered_at
-    if _worker_answered_at is not None and time.monotonic() - _worker_answered_at < WORKER_ANSWER_TTL:
-        return
-    if not ping_workers():
-        raise CheckFailed("no worker answered")
-    _worker_answered_at = time.monotonic()
-
-
-def forget_worker_answer() -> None:
-    """Forget the last worker answer (tests start from none)."""
-    global _worker_answered_at
-    _worker_answered_at = None
+    """Fail unless a worker's consumer said, within its last three heartbeats, that it consumes every queue."""
+    expected = expected_queues()
+    missing = [queue for queue in expected if queue not in consumed(expected)]
+    if len(missing) == len(expected):
+        raise CheckFailed("no worker consuming")
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise CheckFailed(f"no worker consuming {shown}")
 
 
 def check_sweep() -> None:

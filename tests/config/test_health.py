@@ -18,29 +18,32 @@ from django.utils import timezone
 from config import health
 from devtools.processes import BASE_DIR, celery_worker, current_database_url, wait_until
 from devtools.redis_server import RedisServer, free_port
+from events.doorbells import broker_redis
 from events.models import SweepRun
+from events.worker import HEARTBEAT_EVERY, HEARTBEAT_KEY, heartbeat
 
+CRM = "crm.sync_contact"
 ALL_OK = {name: {"status": "ok"} for name in ("database", "redis", "worker", "sweep")}
 
 
+def forget_heartbeats() -> None:
+    keys = [HEARTBEAT_KEY.format(queue) for queue in health.expected_queues()]
+    broker_redis().delete(*keys)
+
+
 @pytest.fixture(autouse=True)
-def _no_worker_answer_remembered() -> Iterator[None]:
-    health.forget_worker_answer()
+def _no_heartbeats() -> Iterator[None]:
+    forget_heartbeats()
     yield
-    health.forget_worker_answer()
+    forget_heartbeats()
 
 
 @pytest.fixture
-def worker_answers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """A worker that answers every ping; the list counts the pings."""
-    pings: list[int] = []
-
-    def ping() -> list[dict[str, object]]:
-        pings.append(1)
-        return [{"worker@test": {"ok": "pong"}}]
-
-    monkeypatch.setattr(health, "ping_workers", ping)
-    return pings
+def consuming() -> list[str]:
+    """A worker's heartbeat for every queue, as its consumer writes it."""
+    queues = health.expected_queues()
+    heartbeat(queues=queues, worker="worker@test")
+    return queues
 
 
 def swept(seconds_ago: float) -> None:
@@ -65,7 +68,7 @@ def test_healthz_answers_without_touching_the_database(client: Client, django_as
 
 
 @pytest.mark.django_db
-def test_readyz_is_200_when_every_check_passes(client: Client, worker_answers: list[int]) -> None:
+def test_readyz_is_200_when_every_check_passes(client: Client, consuming: list[str]) -> None:
     # given
     swept(seconds_ago=1)
 
@@ -78,20 +81,21 @@ def test_readyz_is_200_when_every_check_passes(client: Client, worker_answers: l
 
 
 @pytest.mark.django_db
-def test_a_worker_answer_is_remembered_for_a_few_seconds(client: Client, worker_answers: list[int]) -> None:
-    # given
+def test_readyz_names_the_queues_no_worker_consumes(client: Client) -> None:
+    # given: heartbeats for every queue but the CRM's and the sweep's
     swept(seconds_ago=1)
+    heartbeat(queues=[q for q in health.expected_queues() if q not in {CRM, "events.sweep"}], worker="w@test")
 
     # when
-    statuses = [readyz(client)[0] for _ in range(3)]
+    status, body, _took = readyz(client)
 
-    # then: one ping went out for three probes
-    assert statuses == [200, 200, 200]
-    assert len(worker_answers) == 1
+    # then
+    assert status == 503
+    assert body["checks"]["worker"] == {"status": "fail", "reason": f"no worker consuming {CRM}, events.sweep"}
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_naming_redis_when_it_is_unreachable(client: Client, worker_answers: list[int]) -> None:
+def test_readyz_is_503_naming_redis_when_it_is_unreachable(client: Client, consuming: list[str]) -> None:
     # given
     swept(seconds_ago=1)
 
@@ -110,7 +114,7 @@ def test_readyz_is_503_naming_redis_when_it_is_unreachable(client: Client, worke
 
 
 @pytest.mark.django_db
-def test_readyz_answers_within_two_seconds_when_redis_is_frozen(client: Client, worker_answers: list[int]) -> None:
+def test_readyz_answers_within_two_seconds_when_redis_is_frozen(client: Client, consuming: list[str]) -> None:
     # given: a Redis that accepts connections and never answers
     swept(seconds_ago=1)
     server = RedisServer().start()
@@ -130,21 +134,20 @@ def test_readyz_answers_within_two_seconds_when_redis_is_frozen(client: Client, 
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_naming_the_worker_when_none_answers(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    # given
+def test_readyz_is_503_naming_the_worker_when_none_consumes(client: Client) -> None:
+    # given: no heartbeat at all
     swept(seconds_ago=1)
-    monkeypatch.setattr(health, "ping_workers", list)
 
     # when
     status, body, _took = readyz(client)
 
     # then
     assert status == 503
-    assert body["checks"] == {**ALL_OK, "worker": {"status": "fail", "reason": "no worker answered"}}
+    assert body["checks"] == {**ALL_OK, "worker": {"status": "fail", "reason": "no worker consuming"}}
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_naming_the_sweep_when_it_is_stale(client: Client, worker_answers: list[int]) -> None:
+def test_readyz_is_503_naming_the_sweep_when_it_is_stale(client: Client, consuming: list[str]) -> None:
     # given: the last sweep three intervals and a second ago
     swept(seconds_ago=3 * settings.EVENTS_SWEEP_INTERVAL + 1)
 
@@ -161,7 +164,7 @@ def test_readyz_is_503_naming_the_sweep_when_it_is_stale(client: Client, worker_
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_naming_the_sweep_when_it_never_ran(client: Client, worker_answers: list[int]) -> None:
+def test_readyz_is_503_naming_the_sweep_when_it_never_ran(client: Client, consuming: list[str]) -> None:
     # given
     SweepRun.objects.all().delete()
 
@@ -228,24 +231,33 @@ def test_readyz_sees_a_real_worker(transactional_db: None, client: Client, tmp_p
         # when
         answers: list[tuple[int, dict[str, object], float]] = []
 
-        def answered() -> bool:
-            health.forget_worker_answer()
+        def answered(status: int) -> bool:
+            swept(seconds_ago=1)
             answers.append(readyz(client))
-            return answers[-1][0] == 200
+            return answers[-1][0] == status
 
-        wait_until(answered, timeout=15, describe=lambda: f"{answers[-3:]}\n{worker.log()[-3000:]}")
+        wait_until(lambda: answered(200), timeout=15, describe=lambda: f"{answers[-3:]}\n{worker.log()[-3000:]}")
+        assert answers[-1][1] == {"status": "ok", "checks": ALL_OK}
+
+        # and when it is alive but deaf (frozen: its process is there, its consumer does nothing)
+        os.killpg(worker.pid, signal.SIGSTOP)
+        try:
+            frozen = time.monotonic()
+            wait_until(lambda: answered(503), timeout=30, describe=lambda: f"{answers[-3:]}")
+            seen_after = time.monotonic() - frozen
+        finally:
+            os.killpg(worker.pid, signal.SIGCONT)
     finally:
         worker.stop()
 
-    # then
-    status, body, _took = answers[-1]
-    assert status == 200
-    assert body == {"status": "ok", "checks": ALL_OK}
+    # then: readiness saw it within three heartbeats
+    assert answers[-1][1]["checks"]["worker"] == {"status": "fail", "reason": "no worker consuming"}
+    assert seen_after < 3 * HEARTBEAT_EVERY + 5
 
 
 @pytest.mark.django_db
 def test_a_failing_readyz_logs_one_warning_and_no_error(
-    client: Client, worker_answers: list[int], caplog: pytest.LogCaptureFixture
+    client: Client, consuming: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     # given: a sweep that never ran
     SweepRun.objects.all().delete()
