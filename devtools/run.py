@@ -1,10 +1,12 @@
 """Run the whole system in the foreground: Redis (when none answers), web, worker and scheduler.
 
-`make run` calls this after installing. Ctrl-C stops everything it started.
+`make run` calls this after installing. A worker or scheduler that exits on its own is started
+again, after a back-off; Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import signal
@@ -12,7 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -30,8 +33,8 @@ COLOURS = {"web": "\033[36m", "worker": "\033[35m", "beat": "\033[33m"}
 RESET = "\033[0m"
 
 
-def write_dot_env() -> None:
-    """Create .env from .env.example with a fresh secret key and admin password."""
+def write_dot_env(path: Path = DOT_ENV) -> None:
+    """Create path (.env) from .env.example with a fresh secret key and admin password."""
     lines = []
     for line in (BASE_DIR / ".env.example").read_text().splitlines():
         if line == "DJANGO_SECRET_KEY=":
@@ -39,9 +42,9 @@ def write_dot_env() -> None:
         elif line == "DJANGO_SUPERUSER_PASSWORD=":
             line = f"DJANGO_SUPERUSER_PASSWORD={secrets.token_urlsafe(12)}"
         lines.append(line)
-    DOT_ENV.write_text("\n".join(lines) + "\n")
-    DOT_ENV.chmod(0o600)
-    print(f"Created {DOT_ENV.name} with a new secret key and admin password.")
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    print(f"Created {path.name} with a new secret key and admin password.")
 
 
 def read_port(environ: Mapping[str, str]) -> str:
@@ -103,44 +106,147 @@ def start(name: str, *command: str) -> subprocess.Popen[str]:
     return process
 
 
-def stop(processes: dict[str, subprocess.Popen[str]], *, timeout: float = 15.0) -> None:
+@dataclass
+class Backoff:
+    """The waits before restarting a process: `first`, doubling up to `cap`; `first` again once it stayed up."""
+
+    first: float = 1.0
+    cap: float = 30.0
+    # A process that ran this long was healthy: its next exit is a new failure, not the same one.
+    reset_after: float = 60.0
+    _next: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._next = self.first
+
+    def delay(self, *, uptime: float) -> float:
+        """Return the wait before restarting a process that ran for uptime seconds."""
+        if uptime >= self.reset_after:
+            self._next = self.first
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+
+@dataclass
+class Child:
+    """A process of the run, restarted after it exits on its own when `restart` is set."""
+
+    name: str
+    command: Sequence[str]
+    restart: bool = False
+    backoff: Backoff = field(default_factory=Backoff)
+    process: subprocess.Popen[str] | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+
+    def start(self) -> Child:
+        """Start the process."""
+        self.process = start(self.name, *self.command)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        return self
+
+
+def exit_status(code: int) -> str:
+    """Say how a process ended: its exit code, and the signal that killed it if one did."""
+    if code < 0:
+        try:
+            return f"code {code} ({signal.Signals(-code).name})"
+        except ValueError:
+            pass
+    return f"code {code}"
+
+
+def kill_group(process: subprocess.Popen[str]) -> None:
+    """SIGKILL what is left of an exited child's process group: a killed worker's pool must not outlive it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def supervise(children: Sequence[Child], stopping: threading.Event, *, tick: float = 0.5) -> int:
+    """Restart each restartable child that exits, until stopping is set (0) or another child exits (1)."""
+    while not stopping.wait(tick):
+        now = time.monotonic()
+        for child in children:
+            assert child.process is not None
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.start()
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            if not child.restart:
+                print(f"\n  {child.name} exited with {exit_status(code)}; stopping the rest.", flush=True)
+                return 1
+            # Kombu can stop a worker when Redis dies under it (docs/upstream/kombu-restore-unacked.md):
+            # the rows wait, but nothing drains them until a worker runs again.
+            kill_group(child.process)
+            delay = child.backoff.delay(uptime=now - child.started_at)
+            print(f"\n  {child.name} exited with {exit_status(code)}; restarting it in {delay:g} s.", flush=True)
+            child.restart_at = now + delay
+    return 0
+
+
+def stop(children: Sequence[Child], *, timeout: float = 15.0) -> None:
     """Stop the children: SIGTERM to each group (the worker finishes its tasks), then SIGKILL."""
-    for process in processes.values():
+    processes = [child.process for child in children if child.process is not None]
+    for process in processes:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    for process in processes.values():
+    for process in processes:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def main() -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Read the command line: where the run keeps its state and its settings."""
+    parser = argparse.ArgumentParser(prog="python -m devtools.run", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--run-dir", type=Path, default=RUN_DIR, help="the Redis data and beat schedule (default: .run)"
+    )
+    parser.add_argument("--env-file", type=Path, default=DOT_ENV, help="the settings file (default: .env)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Prepare, start everything, print the URLs and wait for Ctrl-C."""
+    args = parse_args(argv)
     os.chdir(BASE_DIR)
-    if not DOT_ENV.exists():
-        write_dot_env()
-    environ.Env.read_env(DOT_ENV)
+    if not args.env_file.exists():
+        write_dot_env(args.env_file)
+    environ.Env.read_env(args.env_file)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     port = serve_site_on_port(os.environ)
-    RUN_DIR.mkdir(exist_ok=True)
+    run_dir = args.run_dir.resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     requested = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     redis_note = "already running" if is_reachable(requested) else "started by this run"
-    os.environ["REDIS_URL"] = ensure_redis(requested, data_dir=RUN_DIR / "redis", persistent=True)
+    os.environ["REDIS_URL"] = ensure_redis(requested, data_dir=run_dir / "redis", persistent=True)
 
     manage("migrate", "--no-input", "-v", "0")
     manage("ensure_superuser")
 
     celery = [sys.executable, "-m", "celery", "-A", "config"]
-    processes = {
-        "web": start("web", sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"),
-        "worker": start("worker", *celery, "worker", "--loglevel", "INFO"),
-        "beat": start(
-            "beat", *celery, "beat", "--loglevel", "INFO", "--schedule", str(RUN_DIR / "celerybeat-schedule")
+    children = [
+        # The web is not restarted: runserver exits on a busy port or a broken import, for you to see.
+        Child("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]),
+        Child("worker", [*celery, "worker", "--loglevel", "INFO"], restart=True),
+        Child(
+            "beat",
+            [*celery, "beat", "--loglevel", "INFO", "--schedule", str(run_dir / "celerybeat-schedule")],
+            restart=True,
         ),
-    }
+    ]
+    for child in children:
+        child.start()
     site = f"http://127.0.0.1:{port}"
     print(
         f"\n  Relay is starting.\n"
@@ -160,15 +266,9 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    exit_code = 0
-    while not stopping.wait(0.5):
-        exited = [name for name, process in processes.items() if process.poll() is not None]
-        if exited:
-            print(f"\n  {', '.join(exited)} exited; stopping the rest.", flush=True)
-            exit_code = 1
-            break
+    exit_code = supervise(children, stopping)
     print("\n  Stopping web, worker and scheduler...", flush=True)
-    stop(processes)
+    stop(children)
     print("  Stopped.", flush=True)
     return exit_code
 

@@ -1,4 +1,4 @@
-"""The Redis broker transport, made to set aside what it cannot read instead of dying on it.
+"""The Redis broker transport, made to set aside what it cannot read, and to outlive a dead Redis.
 
 Kombu's Redis transport decodes a queue item inside the worker's event loop: one item that is not
 a message (raw bytes, a bare JSON string, bad base64, a body that does not unpack) raises there and
@@ -6,6 +6,12 @@ stops the worker, or makes it restore and re-read the same item forever. Anyone 
 Redis could stop every side effect. This transport checks each item before kombu and Celery see it;
 an unreadable one is pushed, raw, onto a dead-letter list (`DEAD_LETTER_KEY`), logged by queue,
 size and reason only (never its content), and the worker goes on with the next item.
+
+When Redis dies while a worker holds unacknowledged messages (prefetched doorbells, countdowns),
+Celery's clean-up can close the consuming channel after kombu let go of the connection, and kombu's
+restore of those messages then raises AttributeError, which stops the worker (docs/upstream/
+kombu-restore-unacked.md). This transport's QoS skips that restore with a warning: the rows say
+what is owed and the sweep rings again.
 """
 
 from __future__ import annotations
@@ -126,8 +132,29 @@ def check_task(envelope: dict[str, Any]) -> None:
         raise Unreadable("body is not a task's arguments")
 
 
+class QoS(kombu_redis.QoS):
+    """Kombu's Redis QoS, which gives up restoring unacknowledged messages once its connection is gone."""
+
+    def restore_unacked(self, client: Any = None) -> None:
+        transport = self.channel.connection
+        if client is None and (transport is None or transport.client is None):
+            # Kombu would build a client from the closed connection and raise AttributeError, out of
+            # Celery's connection-error handling, stopping the worker. Nothing can be restored
+            # without a connection, and a Redis that died took its unacknowledged set with it; each
+            # message was a doorbell, and the sweep rings every consumer with due rows again.
+            logger.warning(
+                "Broker connection gone: %d unacknowledged doorbell(s) not restored; the sweep rings again",
+                len(self._delivered),
+            )
+            self._delivered.clear()
+            return
+        super().restore_unacked(client)
+
+
 class Channel(kombu_redis.Channel):
     """Kombu's Redis channel, reading each queue item through `admit` first."""
+
+    QoS = QoS
 
     def admit(self, raw: bytes, queue: str) -> dict[str, Any] | None:
         """Return the message in `raw`, or set it aside and return None."""

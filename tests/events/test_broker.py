@@ -15,9 +15,12 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.management import call_command
+from kombu import Consumer, Exchange, Producer, Queue
+from kombu.asynchronous import Hub
 from kombu.transport import redis as kombu_redis
 
 from config.celery_app import app as celery_app
+from devtools.redis_server import RedisServer
 from events.api import get_consumer
 from events.broker import DEAD_LETTER_KEY, Transport, Unreadable, check_task, dead_letters, read_envelope
 from tests.broker import drain_queue
@@ -138,19 +141,91 @@ def test_a_compressed_task_message_reads(envelope: dict[str, Any]) -> None:
         check_task({**compressed, "body": base64.b64encode(b"not zlib").decode()})
 
 
-# The upstream methods events.broker.Channel overrides, as read when it was written (kombu 5.7.0).
-UPSTREAM_READS = {
-    "_brpop_read": "c42518699709f2df90f55a048fe6346612ae5527e5c4a6819f2c0920dc62088f",
-    "_get": "be26a9f1eb4cf8da2aa65f4815a1709bf80b4434b064d3d7146872d318ad506c",
+# The upstream methods events.broker overrides, as read when it was written (kombu 5.7.0).
+UPSTREAM_METHODS = {
+    "Channel._brpop_read": "c42518699709f2df90f55a048fe6346612ae5527e5c4a6819f2c0920dc62088f",
+    "Channel._get": "be26a9f1eb4cf8da2aa65f4815a1709bf80b4434b064d3d7146872d318ad506c",
+    "QoS.restore_unacked": "8954efef014d546e047d213e437d5a27ad91b8288d6b90b4484addca86b3c6e2",
 }
 
 
-def test_the_overridden_kombu_reads_are_the_ones_the_transport_was_written_against() -> None:
+def test_the_overridden_kombu_methods_are_the_ones_the_transport_was_written_against() -> None:
     """Fail on a kombu upgrade that changes what the transport overrides: re-read them, then update the digests."""
-    digests = {
-        name: hashlib.sha256(inspect.getsource(getattr(kombu_redis.Channel, name)).encode()).hexdigest()
-        for name in UPSTREAM_READS
-    }
+    digests = {}
+    for qualified in UPSTREAM_METHODS:
+        owner, name = qualified.split(".")
+        source = inspect.getsource(getattr(getattr(kombu_redis, owner), name))
+        digests[qualified] = hashlib.sha256(source.encode()).hexdigest()
 
     assert kombu.__version__ == "5.7.0"
-    assert digests == UPSTREAM_READS
+    assert digests == UPSTREAM_METHODS
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of the test's own, to kill."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def holding(own_redis: RedisServer) -> Iterator[kombu.Connection]:
+    """A connection consuming as a worker does, one message held unacknowledged on its default channel."""
+    connection = kombu.Connection(own_redis.url(), transport=Transport)
+    work = Queue("work", Exchange("work"), "work")
+    with Producer(connection.clone()) as producer:
+        producer.publish({"n": 1}, exchange=work.exchange, routing_key="work", declare=[work])
+    held: list[kombu.Message] = []
+    Consumer(connection.default_channel, [work], callbacks=[lambda body, message: held.append(message)]).consume()
+    # Celery's remote control: an auto-delete broadcast queue on a channel of its own.
+    broadcast = Queue("test.pidbox", Exchange("test.pidbox", type="fanout"), auto_delete=True)
+    Consumer(connection.channel(), [broadcast], callbacks=[lambda body, message: None], no_ack=True).consume()
+    hub = Hub()
+    connection.transport.register_with_event_loop(connection.connection, hub)
+    loop = hub.create_loop()
+    while not held:
+        next(loop)
+    next(loop)  # the next BRPOP is sent at once and waits, as in a worker's event loop
+    yield connection
+    hub.close()
+
+
+def test_a_worker_connection_closed_after_redis_died_warns_of_the_doorbells_not_restored(
+    own_redis: RedisServer, holding: kombu.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given
+    own_redis.kill()
+
+    # when: Celery's clean-up after a lost connection (celery.worker.consumer.Consumer,
+    # on_connection_error_after_connected): collect, ignoring every error, then close
+    try:
+        holding.collect(socket_timeout=2)
+    except Exception:  # noqa: BLE001 - as Celery does
+        pass
+    holding.close()  # upstream raises AttributeError here, which stops the worker
+
+    # then
+    warnings = [record for record in caplog.records if record.name == "events.broker"]
+    assert [(record.levelname, record.getMessage()) for record in warnings] == [
+        ("WARNING", "Broker connection gone: 1 unacknowledged doorbell(s) not restored; the sweep rings again")
+    ]
+
+
+def test_a_connection_closed_with_redis_up_restores_its_unacknowledged_messages(
+    own_redis: RedisServer, holding: kombu.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    holding.close()
+
+    assert redis.Redis.from_url(own_redis.url()).llen("work") == 1
+    assert "not restored" not in caplog.text
+
+
+def test_restoring_through_a_live_connection_to_a_dead_redis_still_raises_a_connection_error(
+    own_redis: RedisServer, holding: kombu.Connection
+) -> None:
+    own_redis.kill()
+
+    # As a channel's close restores (kombu ignores a connection error there).
+    with pytest.raises(redis.ConnectionError):
+        holding.default_channel.qos.restore_unacked_once()

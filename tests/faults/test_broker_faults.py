@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import threading
 
+import pytest
+import redis
+
+from devtools.fakes import CRMResponse
+from devtools.processes import wait_until
 from events.models import Delivery
 from tests.faults.conftest import CONSUMER_COUNT, Stack, assert_every_effect_done_once
 
@@ -71,3 +76,46 @@ def test_redis_restarted_empty_with_messages_queued(stack: Stack, password: str)
 
     # then
     assert_every_effect_done_once(stack, emails)
+
+
+def test_redis_killed_under_load_the_same_worker_consumes_again(stack: Stack, password: str) -> None:
+    # given: a worker holding unacknowledged doorbells: each CRM sync got a 503 first, and its
+    # retry waits in the worker as a countdown message (kombu's restore of those on a lost
+    # connection used to stop the worker: docs/upstream/kombu-restore-unacked.md)
+    stack.env["EVENTS_RETRY_FIRST"] = stack.env["EVENTS_RETRY_CAP"] = "4"
+    stack.crm.first_per_path = CRMResponse(status=503, body='{"error": "unavailable"}')
+    worker = stack.worker().wait_for_output(" ready.")
+    stack.beat()
+    before = [f"before{n}@example.com" for n in range(4)]
+    for email in before:
+        assert stack.web.signup(email, password)[0] == 302
+    broker = redis.Redis.from_url(stack.redis.url())
+    wait_until(
+        lambda: len(stack.crm.requests) >= len(before) and broker.hlen("unacked") > 0,
+        timeout=30,
+        describe=lambda: f"{stack.queues()}\n{stack.logs()}",
+    )
+    print(f"Redis killed with {broker.hlen('unacked')} doorbell(s) unacknowledged")
+    broker.close()
+
+    # when: Redis is SIGKILLed with signups in flight, and an empty one starts on its port
+    during = [f"during{n}@example.com" for n in range(2)]
+    statuses: list[int] = []
+    signups = threading.Thread(target=lambda: statuses.extend(stack.web.signup(e, password)[0] for e in during))
+    signups.start()
+    stack.restart_redis_empty()
+    signups.join(timeout=30)
+    after = [f"after{n}@example.com" for n in range(2)]
+    for email in after:
+        assert stack.web.signup(email, password)[0] == 302
+
+    # then: the same worker process drains everything within 30 s, each effect once
+    assert statuses == [302, 302]
+    try:
+        assert_every_effect_done_once(stack, before + during + after, timeout=30)
+    except AssertionError:
+        assert worker.alive(), f"The worker exited ({worker.process.returncode}): {worker.log()[-4000:]}"
+        raise
+    assert worker.alive()
+    assert "Unrecoverable error" not in worker.log()
+    print(*(line.split("] ", 1)[-1] for line in worker.log().splitlines() if "not restored" in line), sep="\n")
