@@ -29,7 +29,7 @@ DOT_ENV = BASE_DIR / ".env"
 DEFAULT_PORT = "8000"
 # Host names that mean "this machine": a SITE_URL on one of them follows the port `make run` serves on.
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
-COLOURS = {"web": "\033[36m", "worker": "\033[35m", "beat": "\033[33m"}
+COLOURS = {"web": "\033[36m", "worker": "\033[35m", "worker-external": "\033[34m", "beat": "\033[33m"}
 RESET = "\033[0m"
 
 
@@ -238,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     children = [
         # The web is not restarted: runserver exits on a busy port or a broken import, for you to see.
         Child("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]),
-        Child("worker", [*celery, "worker", "--loglevel", "INFO"], restart=True),
+        # Two kinds of worker, as the Procfile: a stalled mail server never holds up the audit log.
+        Child("worker", [*celery, "worker", "--consumers", "atomic", "--loglevel", "INFO"], restart=True),
+        Child("worker-external", [*celery, "worker", "--consumers", "external", "--loglevel", "INFO"], restart=True),
         Child(
             "beat",
             [*celery, "beat", "--loglevel", "INFO", "--schedule", str(run_dir / "celerybeat-schedule")],

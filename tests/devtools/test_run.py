@@ -218,28 +218,36 @@ def test_make_run_restarts_a_worker_killed_under_it(tmp_path: Path) -> None:
         # Celery's own line: the welcome e-mail the worker prints says "ready." too.
         return len(re.findall(r"celery@\S+ ready\.", output()))
 
-    def workers() -> list[psutil.Process]:
+    def workers(kind: str) -> list[psutil.Process]:
         found = []
         for child in psutil.Process(runner.pid).children():
             try:
-                if "worker" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                cmdline = child.cmdline()
+                if "worker" in cmdline and kind in cmdline and child.status() != psutil.STATUS_ZOMBIE:
                     found.append(child)
             except psutil.NoSuchProcess:
                 pass  # the killed worker, reaped meanwhile
         return found
 
     try:
-        wait_until(lambda: workers_ready() == 1 and len(workers()) == 1, timeout=60, describe=output)
-        [first] = workers()
+        # given: both kinds of worker (atomic and external consumers) ready
+        wait_until(
+            lambda: workers_ready() == 2 and len(workers("atomic")) == len(workers("external")) == 1,
+            timeout=90,
+            describe=output,
+        )
+        [first] = workers("atomic")
+        [external] = workers("external")
 
         # when
         first.kill()
 
-        # then: the runner says so and starts another worker, which gets ready
-        wait_until(lambda: workers_ready() == 2, timeout=60, describe=output)
+        # then: the runner says so and starts another worker, which gets ready; the other is untouched
+        wait_until(lambda: workers_ready() == 3, timeout=60, describe=output)
         assert "worker exited with code -9 (SIGKILL); restarting it in 1 s." in output()
-        [second] = workers()
+        [second] = workers("atomic")
         assert second.pid != first.pid
+        assert [process.pid for process in workers("external")] == [external.pid]
     finally:
         # when: Ctrl-C (the runner stops everything it started)
         runner.send_signal(signal.SIGINT)
