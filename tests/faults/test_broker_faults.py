@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 
 import pytest
 import redis
 
+from config.health import expected_queues
 from devtools.fakes import CRMResponse
 from devtools.processes import wait_until
-from events.models import Delivery
+from events.models import Delivery, DeliveryAttempt
+from events.worker import HEARTBEAT_KEY
 from tests.faults.conftest import CONSUMER_COUNT, Stack, assert_every_effect_done_once
 
 pytestmark = pytest.mark.faults
@@ -119,3 +123,48 @@ def test_redis_killed_under_load_the_same_worker_consumes_again(stack: Stack, pa
     assert worker.alive()
     assert "Unrecoverable error" not in worker.log()
     print(*(line.split("] ", 1)[-1] for line in worker.log().splitlines() if "not restored" in line), sep="\n")
+
+
+def test_ten_redis_restarts_in_busy_drains_leave_every_effect_once_and_the_worker_consuming(
+    stack: Stack, password: str
+) -> None:
+    # given: a slow mail server, so each round's drains are under way when Redis goes
+    stack.smtp.delay = 0.3
+    worker = stack.worker().wait_for_output(" ready.")
+    stack.beat()
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    running = DeliveryAttempt.objects.filter(outcome=DeliveryAttempt.Outcome.RUNNING)
+    emails: list[str] = []
+    rounds: list[tuple[int, float, int, float]] = []
+    for round_number in range(1, 11):
+        batch = [f"r{round_number}u{n}@example.com" for n in range(3)]
+        for email in batch:
+            assert stack.web.signup(email, password)[0] == 302
+        emails += batch
+        wait_until(running.exists, timeout=30, describe=lambda: f"{stack.queues()}\n{stack.logs()}")
+        point = rng.uniform(0.0, 1.5)
+        time.sleep(point)
+        in_flight = running.count()
+
+        # when: Redis dies at that point of the drains and an empty one starts on its port
+        stack.restart_redis_empty()
+        restarted = time.monotonic()
+
+        # then: every effect of every signup so far once, by the same worker, consuming every queue again
+        assert_every_effect_done_once(stack, emails, timeout=45)
+        took = time.monotonic() - restarted
+        broker = redis.Redis.from_url(stack.redis.url())
+        try:
+            wait_until(
+                lambda broker=broker: len(broker.keys(HEARTBEAT_KEY.format("*"))) >= len(expected_queues()),
+                timeout=30,
+                describe=worker.log,
+            )
+        finally:
+            broker.close()
+        assert worker.alive(), f"The worker exited ({worker.process.returncode}): {worker.log()[-4000:]}"
+        rounds.append((round_number, point, in_flight, took))
+    print(f"seed {seed}; restart, seconds into the drain, attempts running, seconds to all done:")
+    print(*(f"{n:2d} {point:4.2f} {in_flight:2d} {took:5.1f}" for n, point, in_flight, took in rounds), sep="\n")
+    assert "Unrecoverable error" not in worker.log()
