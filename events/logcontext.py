@@ -24,10 +24,19 @@ SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 EMAIL_ADDRESS = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+# Event ids are logged as dashed UUIDs: one in a caller's request id would make its lines pass
+# for that event's in a grep.
+DASHED_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
 def new_request_id(candidate: str | None = None) -> str:
-    """Return candidate when it is a short safe token (a proxy's id, kept across hops), else a fresh id."""
+    """Return candidate when it is a short safe token (a proxy's id, kept across hops), else a fresh id.
+
+    A UUID in it is kept as its 32 hex digits (Heroku's router sends one): still the caller's id,
+    but never the text of an event id.
+    """
     if candidate and SAFE_REQUEST_ID.fullmatch(candidate):
-        return candidate
+        return DASHED_UUID.sub(lambda found: found.group(0).replace("-", "").lower(), candidate)
     return uuid.uuid4().hex
 
 

@@ -69,6 +69,21 @@ def test_a_safe_x_request_id_from_the_caller_is_kept(client: Client) -> None:
     assert response["X-Request-ID"] == "lb-7.Ab_c-42"
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "95dbdc25-5ceb-4ffd-ae70-2fe59ec707b6",
+        "95DBDC25-5CEB-4FFD-AE70-2FE59EC707B6",
+        "lb.95dbdc25-5ceb-4ffd-ae70-2fe59ec707b6",
+    ],
+)
+def test_a_request_id_can_never_pass_for_an_event_id(client: Client, sent: str) -> None:
+    response = client.get(reverse("home"), headers={"X-Request-ID": sent})
+
+    assert response["X-Request-ID"].endswith("95dbdc255ceb4ffdae702fe59ec707b6")
+    assert not logcontext.DASHED_UUID.search(response["X-Request-ID"])
+
+
 @pytest.mark.parametrize("unsafe", ["two words", "x" * 65, "forged] event=x", "a\\nb", "ünï"])
 def test_an_unsafe_x_request_id_is_replaced(client: Client, unsafe: str) -> None:
     response = client.get(reverse("home"), headers={"X-Request-ID": unsafe})
