@@ -23,9 +23,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from events.conf import events_settings
-from events.registry import consumers
 from events.sweep import last_sweep
-from events.worker import consumed
+from events.worker import consumed, expected_queues
 
 logger = logging.getLogger(__name__)
 
@@ -104,11 +103,6 @@ def check_redis() -> None:
         raise CheckFailed("timed out") from None
     except (redis.RedisError, OSError) as error:
         raise CheckFailed(f"unreachable ({type(error).__name__})") from None
-
-
-def expected_queues() -> list[str]:
-    """The queues some worker must consume: every consumer's, and the sweep's."""
-    return sorted({declared.queue for declared in consumers()} | {events_settings().sweep_queue})
 
 
 def check_worker() -> None:

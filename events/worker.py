@@ -23,6 +23,7 @@ from celery import Celery, bootsteps
 from celery.exceptions import ImproperlyConfigured
 
 from events import registry
+from events.conf import events_settings
 from events.doorbells import BROKER_ERRORS, broker_redis
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ def heartbeat(*, queues: Iterable[str], worker: str) -> None:
         for queue in queues:
             pipe.set(HEARTBEAT_KEY.format(queue), worker, ex=HEARTBEAT_EVERY * 3)
         pipe.execute()
+
+
+def expected_queues() -> list[str]:
+    """The queues some worker must consume: every consumer's, and the sweep's."""
+    return sorted({declared.queue for declared in registry.consumers()} | {events_settings().sweep_queue})
 
 
 def consumed(queues: Iterable[str]) -> set[str]:

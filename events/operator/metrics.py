@@ -30,6 +30,7 @@ from events.models import ConsumerControl, Delivery, DeliveryAttempt, SweepRun
 from events.registry import consumers
 from events.signals import event_signals
 from events.sweep import NEVER
+from events.worker import consumed, expected_queues
 
 
 class RelayCollector(Collector):
@@ -49,6 +50,9 @@ class RelayCollector(Collector):
         dead_letters = self._dead_letters()
         if dead_letters is not None:
             yield dead_letters
+        consumed = self._consumed()
+        if consumed is not None:
+            yield consumed
 
     def _events(self, counts: dict[tallies.Series, float]) -> Metric:
         family = CounterMetricFamily("relay_events", "Domain events emitted (stored), by event name.", labels=["name"])
@@ -154,6 +158,21 @@ class RelayCollector(Collector):
         )
         started_at = SweepRun.objects.filter(pk=1).values_list("started_at", flat=True).first()
         family.add_metric([], (started_at or NEVER).timestamp())
+        return family
+
+    def _consumed(self) -> Metric | None:
+        queues = expected_queues()
+        try:
+            seen = consumed(queues)
+        except (redis.RedisError, OSError):
+            return None  # Redis does not answer: this scrape cannot tell.
+        family = GaugeMetricFamily(
+            "relay_queue_consumed",
+            "1 while some worker's consumer says (its heartbeat, every 5 s) that it consumes the queue, else 0.",
+            labels=["queue"],
+        )
+        for queue in queues:
+            family.add_metric([queue], 1 if queue in seen else 0)
         return family
 
     def _dead_letters(self) -> Metric | None:

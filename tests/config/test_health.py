@@ -15,19 +15,18 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from config import health
 from devtools.processes import BASE_DIR, celery_worker, current_database_url, wait_until
 from devtools.redis_server import RedisServer, free_port
 from events.doorbells import broker_redis
 from events.models import SweepRun
-from events.worker import HEARTBEAT_EVERY, HEARTBEAT_KEY, heartbeat
+from events.worker import HEARTBEAT_EVERY, HEARTBEAT_KEY, expected_queues, heartbeat
 
 CRM = "crm.sync_contact"
 ALL_OK = {name: {"status": "ok"} for name in ("database", "redis", "worker", "sweep")}
 
 
 def forget_heartbeats() -> None:
-    keys = [HEARTBEAT_KEY.format(queue) for queue in health.expected_queues()]
+    keys = [HEARTBEAT_KEY.format(queue) for queue in expected_queues()]
     broker_redis().delete(*keys)
 
 
@@ -41,7 +40,7 @@ def _no_heartbeats() -> Iterator[None]:
 @pytest.fixture
 def consuming() -> list[str]:
     """A worker's heartbeat for every queue, as its consumer writes it."""
-    queues = health.expected_queues()
+    queues = expected_queues()
     heartbeat(queues=queues, worker="worker@test")
     return queues
 
@@ -84,7 +83,7 @@ def test_readyz_is_200_when_every_check_passes(client: Client, consuming: list[s
 def test_readyz_names_the_queues_no_worker_consumes(client: Client) -> None:
     # given: heartbeats for every queue but the CRM's and the sweep's
     swept(seconds_ago=1)
-    heartbeat(queues=[q for q in health.expected_queues() if q not in {CRM, "events.sweep"}], worker="w@test")
+    heartbeat(queues=[q for q in expected_queues() if q not in {CRM, "events.sweep"}], worker="w@test")
 
     # when
     status, body, _took = readyz(client)

@@ -9,11 +9,10 @@ import time
 import pytest
 import redis
 
-from config.health import expected_queues
 from devtools.fakes import CRMResponse
 from devtools.processes import wait_until
 from events.models import Delivery, DeliveryAttempt
-from events.worker import HEARTBEAT_KEY
+from events.worker import HEARTBEAT_KEY, expected_queues
 from tests.faults.conftest import CONSUMER_COUNT, Stack, assert_every_effect_done_once
 
 pytestmark = pytest.mark.faults

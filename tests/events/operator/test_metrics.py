@@ -15,10 +15,12 @@ from crm.backends.base import CRMPermanentError
 from devtools.redis_server import free_port
 from events.api import consumers, consumers_of
 from events.broker import DEAD_LETTER_KEY
+from events.doorbells import broker_redis
 from events.ledger import prune
 from events.models import ConsumerControl, Delivery, SweepRun
 from events.replay import deliveries_make_due
 from events.testing import run_due
+from events.worker import HEARTBEAT_KEY, expected_queues, heartbeat
 from tests.factories import UserCreatedFactory
 from users.signals import user_created
 
@@ -188,6 +190,21 @@ def test_metrics_say_which_consumers_are_paused_and_when_the_sweep_last_ran(clie
         declared.name: 1.0 if declared.name == CRM else 0.0 for declared in consumers()
     }
     assert value(samples, "relay_sweep_last_run_timestamp_seconds") == pytest.approx(swept.timestamp())
+
+
+def test_metrics_say_which_queues_a_worker_consumes(client: Client) -> None:
+    # given: a worker's heartbeat for the audit queue only
+    broker_redis().delete(*[HEARTBEAT_KEY.format(queue) for queue in expected_queues()])
+    heartbeat(queues=[AUDIT], worker="w@test")
+
+    # when
+    samples = scrape(client)
+
+    # then
+    assert {queue: value(samples, "relay_queue_consumed", queue=queue) for queue in expected_queues()} == {
+        queue: 1.0 if queue == AUDIT else 0.0 for queue in expected_queues()
+    }
+    broker_redis().delete(HEARTBEAT_KEY.format(AUDIT))
 
 
 def test_metrics_leave_out_the_dead_letters_when_redis_does_not_answer(client: Client) -> None:
