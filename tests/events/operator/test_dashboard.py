@@ -92,3 +92,12 @@ def test_rows_of_a_consumer_no_longer_declared_stay_visible(staff_client: Client
 
     assert [(row["consumer"], row["failed"]) for row in response.context["undeclared"]] == [("crm.old_name", 1)]
     assert "crm.old_name" in response.text
+
+
+def test_the_breadcrumbs_are_the_admin_s_own_and_name_the_app_as_every_page_does(staff_client: Client) -> None:
+    response = staff_client.get(reverse("admin:events_dashboard"))
+
+    crumbs = response.text.split('<ol class="breadcrumbs">', 1)[1].split("</ol>", 1)[0]
+    assert '<div class="breadcrumbs">' not in response.text
+    assert f'<a href="{reverse("admin:app_list", args=["events"])}">Domain events</a>' in crumbs
+    assert '<li aria-current="page">Dashboard</li>' in crumbs
