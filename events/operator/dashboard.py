@@ -17,7 +17,7 @@ from events.models import Delivery, Event
 from events.operator import charts
 from events.operator.measures import format_seconds, percentile
 from events.registry import consumers_of
-from events.signals import event_signals
+from events.signals import EventSignal, event_signals
 from events.sweep import last_sweep
 
 LAG_WINDOW = timedelta(hours=1)
@@ -51,6 +51,12 @@ def lag_samples(name: str, now: datetime) -> list[tuple[datetime, float]]:
     return [(completed, max(0.0, (completed - created).total_seconds())) for created, completed in rows]
 
 
+def _catalogue_order(item: tuple[str, EventSignal]) -> tuple[bool, str]:
+    """Sort the domain events by name, the event layer's own (operators' actions) after them."""
+    name, signal = item
+    return signal.event_class.__module__.split(".")[0] == "events", name
+
+
 def overview() -> dict[str, Any]:
     """Return everything the dashboard shows."""
     now = timezone.now()
@@ -58,7 +64,7 @@ def overview() -> dict[str, Any]:
     paused = paused_consumers()
     catalogue: list[dict[str, Any]] = []
     lag_by_consumer: dict[str, list[tuple[datetime, float]]] = {}
-    for event_name, signal in sorted(event_signals.items()):
+    for event_name, signal in sorted(event_signals.items(), key=_catalogue_order):
         rows = []
         for declared in consumers_of(signal):
             samples = lag_by_consumer[declared.name] = lag_samples(declared.name, now)

@@ -101,3 +101,12 @@ def test_the_breadcrumbs_are_the_admin_s_own_and_name_the_app_as_every_page_does
     assert '<div class="breadcrumbs">' not in response.text
     assert f'<a href="{reverse("admin:app_list", args=["events"])}">Domain events</a>' in crumbs
     assert '<li aria-current="page">Dashboard</li>' in crumbs
+
+
+def test_the_catalogue_lists_the_domain_events_before_the_event_layer_s_own(staff_client: Client) -> None:
+    response = staff_client.get(reverse("admin:events_dashboard"))
+
+    names = [entry["event"] for entry in response.context["catalogue"]]
+    assert names[-1] == "events.operator_acted"
+    assert names.index("user.created") < names.index("events.operator_acted")
+    assert response.text.index('id="event-usercreated"') < response.text.index('id="event-eventsoperator_acted"')
