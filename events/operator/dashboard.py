@@ -132,6 +132,8 @@ def _events_per_day(now: datetime) -> str:
         title=f"Events per day by source, last {EVENT_DAYS} days",
         labels=[day.strftime("%d %b") for day in days],
         series=[charts.Series(label, [by_day.get(day, 0) for day in days]) for label, by_day in sorted(counts.items())],
+        axis="events/day",
+        integer=True,
     )
 
 
@@ -159,6 +161,8 @@ def _deliveries_per_minute(now: datetime) -> str:
             charts.Series(name, [by_minute.get(minute, 0) for minute in minutes])
             for name, by_minute in sorted(counts.items())
         ],
+        axis="deliveries/min",
+        integer=True,
     )
 
 
@@ -171,12 +175,14 @@ def _lag_over_time(now: datetime, samples: dict[str, list[tuple[datetime, float]
             index = min(len(buckets) - 1, max(0, int((completed - buckets[0]).total_seconds() // 300)))
             by_bucket[index].append(lag)
         if by_bucket:
+            # A bucket with no delivery done has no lag: None leaves a gap, where 0 would claim "instant".
             series.append(
-                charts.Series(name, [percentile(by_bucket.get(index, []), 0.95) or 0 for index in range(len(buckets))])
+                charts.Series(name, [percentile(by_bucket.get(index, []), 0.95) for index in range(len(buckets))])
             )
     return charts.lines(
         title="Lag from commit to done (p95 per 5 minutes), last hour",
         labels=[timezone.localtime(bucket).strftime("%H:%M") for bucket in buckets],
         series=series,
+        axis="lag p95, s",
         unit=" s",
     )

@@ -110,3 +110,17 @@ def test_the_catalogue_lists_the_domain_events_before_the_event_layer_s_own(staf
     assert names[-1] == "events.operator_acted"
     assert names.index("user.created") < names.index("events.operator_acted")
     assert response.text.index('id="event-usercreated"') < response.text.index('id="event-eventsoperator_acted"')
+
+
+def test_the_lag_chart_draws_nothing_where_no_delivery_was_done(staff_client: Client) -> None:
+    # given: one delivery done two seconds after its commit, just now: one bucket of twelve has data
+    UserCreatedFactory()
+    now = timezone.now()
+    Delivery.objects.filter(consumer=CRM).update(
+        status=Delivery.Status.DONE, created_at=now - timedelta(seconds=2), completed_at=now
+    )
+
+    chart = str(staff_client.get(reverse("admin:events_dashboard")).context["chart_lag"])
+
+    assert "<polyline" not in chart and chart.count("<circle") == 1
+    assert ">lag p95, s</text>" in chart
