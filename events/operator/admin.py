@@ -18,7 +18,7 @@ from events.models import Delivery, DeliveryAttempt, Event
 from events.operations import consumer_pause, consumer_resume, deliveries_replay
 from events.operator import dashboard
 from events.operator.links import SearchByUserEmail, event_link, user_link
-from events.operator.measures import format_seconds, lag_seconds
+from events.operator.measures import format_moment, format_seconds, lag_seconds
 from events.registry import Consumer, consumers, get_consumer
 from events.replay import deliveries_for_replay, events_missing_deliveries
 
@@ -86,11 +86,20 @@ class DeliveryAttemptInline(admin.TabularInline):
     """Every attempt at the delivery, oldest first: replay adds to it, never wipes it."""
 
     model = DeliveryAttempt
-    fields = ("number", "worker", "started_at", "finished_at", "outcome", "error_line")
+    fields = ("number", "worker", "started", "finished", "outcome", "error_line")
     readonly_fields = fields
     extra = 0
     can_delete = False
     verbose_name_plural = "attempt history"
+
+    # Attempts are seconds apart: the admin's own datetime format stops at the minute.
+    @admin.display(description="started at")
+    def started(self, attempt: DeliveryAttempt) -> str:
+        return format_moment(attempt.started_at)
+
+    @admin.display(description="finished at")
+    def finished(self, attempt: DeliveryAttempt) -> str:
+        return format_moment(attempt.finished_at, day_of=attempt.started_at)
 
     @admin.display(description="error")
     def error_line(self, attempt: DeliveryAttempt) -> str:

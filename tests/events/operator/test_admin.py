@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -8,7 +8,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.celery_app import app
-from events.models import Delivery
+from events.models import Delivery, DeliveryAttempt
+from events.operator.measures import format_moment
 from events.testing import run_due
 from tests.broker import drain_queue
 from tests.factories import UserCreatedFactory, UserFactory
@@ -95,6 +96,29 @@ def test_a_delivery_page_shows_its_attempt_history(staff_client: Client) -> None
     assert response.status_code == 200
     assert "attempt history" in response.text.lower()
     assert "36 attempts" in response.text
+
+
+def test_the_attempt_history_tells_the_second_and_the_date_where_it_changes(staff_client: Client) -> None:
+    # given: an attempt started a second before midnight, finished after it
+    UserCreatedFactory()
+    run_due(CRM)
+    delivery = Delivery.objects.get(consumer=CRM)
+    started = datetime(2026, 1, 2, 23, 59, 59, tzinfo=UTC)
+    DeliveryAttempt.objects.filter(delivery=delivery).update(
+        started_at=started, finished_at=started + timedelta(seconds=2)
+    )
+
+    response = staff_client.get(reverse("admin:events_delivery_change", args=[delivery.pk]))
+
+    assert "2026-01-02 23:59:59" in response.text and "2026-01-03 00:00:01" in response.text
+
+
+def test_format_moment_gives_the_date_only_where_the_day_differs() -> None:
+    started = datetime(2026, 1, 2, 10, 0, 5, tzinfo=UTC)
+
+    assert format_moment(started + timedelta(seconds=3), day_of=started) == "10:00:08"
+    assert format_moment(started + timedelta(days=1), day_of=started) == "2026-01-03 10:00:05"
+    assert (format_moment(started), format_moment(None)) == ("2026-01-02 10:00:05", "—")
 
 
 def test_delivery_list_tells_how_long_the_oldest_delivery_is_overdue(staff_client: Client) -> None:
