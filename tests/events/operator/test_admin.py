@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -222,3 +223,21 @@ def test_the_summary_counts_retrying_and_failed_deliveries_beside_the_overdue(st
 
     assert (response.context["retrying"], response.context["failed_total"]) == (1, 1)
     assert "1 retrying" in response.text and "1 failed for good" in response.text
+
+
+def test_a_first_try_success_reads_one_attempt_and_never_a_retry(staff_client: Client) -> None:
+    # given: the CRM's delivery done at its first attempt
+    UserCreatedFactory()
+    run_due(CRM)
+    delivery = Delivery.objects.get(consumer=CRM, status=Delivery.Status.DONE, attempts=1)
+
+    pages = [
+        staff_client.get(reverse("admin:events_delivery_change", args=[delivery.pk])).text,
+        staff_client.get(reverse("admin:events_delivery_changelist")).text,
+        staff_client.get(reverse("admin:events_event_change", args=[delivery.event_id])).text,
+        staff_client.get(reverse("admin:events_dashboard")).text,
+    ]
+
+    assert "<label>Attempts:</label>" in pages[0] and '<div class="readonly">1</div>' in pages[0]
+    assert '<td class="field-attempts">1</td>' in pages[1]
+    assert all(not re.search(r"(?i)retries\s*(:|</)", page) for page in pages)
