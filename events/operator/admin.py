@@ -4,6 +4,7 @@ from datetime import datetime, time
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -21,6 +22,13 @@ from events.operator.links import SearchByUserEmail, event_link, user_link
 from events.operator.measures import format_moment, format_seconds, lag_seconds
 from events.registry import Consumer, consumers, get_consumer
 from events.replay import deliveries_for_replay, events_missing_deliveries
+
+# What replay does to a done delivery (events.replay.deliveries_make_due, then the consumer's
+# service): it runs again, and each consumer keeps one record per event id, so the effect is skipped.
+REPLAYED_DONE = (
+    "was done: it runs once more (one more attempt in its history), finds the consumer's record of this "
+    "event and does not repeat the effect."
+)
 
 
 def can_replay(request: HttpRequest) -> bool:
@@ -163,13 +171,40 @@ class DeliveryAdmin(SearchByUserEmail):
         return format_html('<span class="relay-error">{}</span>', _last_line(delivery.last_error))
 
     @admin.action(description="Replay the selected deliveries", permissions=["replay"])
-    def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> TemplateResponse | None:
+        deliveries = list(queryset)
+        done = [delivery for delivery in deliveries if delivery.status == Delivery.Status.DONE]
+        if done and request.POST.get("post") != "yes":
+            # Django's delete_selected shape: the same POST again, with post=yes, runs the action.
+            hidden = [("action", "replay_selected"), ("post", "yes")]
+            hidden += [(ACTION_CHECKBOX_NAME, str(delivery.pk)) for delivery in deliveries]
+            return self._replay_confirmation(
+                request, done=done, total=len(deliveries), action=request.get_full_path(), hidden=hidden
+            )
         count = deliveries_replay(
-            deliveries=list(queryset), actor_id=request.user.pk, source="admin", scope={"selected": queryset.count()}
+            deliveries=deliveries, actor_id=request.user.pk, source="admin", scope={"selected": len(deliveries)}
         )
-        self.message_user(
-            request, f"Replayed {count} deliveries: due now (a running one finishes first).", messages.SUCCESS
-        )
+        message = f"Replayed {count} deliveries: due now (a running one finishes first)."
+        if done:
+            message += f" {len(done)} of them {REPLAYED_DONE}"
+        self.message_user(request, message, messages.SUCCESS)
+        return None
+
+    def _replay_confirmation(
+        self, request: HttpRequest, *, done: list[Delivery], total: int, action: str, hidden: list[tuple[str, str]]
+    ) -> TemplateResponse:
+        """Ask before replaying done deliveries: the intermediate page of Django's own delete actions."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Replay done deliveries?",
+            "opts": self.opts,
+            "done": done,
+            "total": total,
+            "form_action": action,
+            "hidden": hidden,
+            "back": request.POST.get("next") or reverse("admin:events_delivery_changelist"),
+        }
+        return TemplateResponse(request, "admin/events/delivery/replay_confirmation.html", context)
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return can_replay(request)
@@ -213,10 +248,17 @@ class DeliveryAdmin(SearchByUserEmail):
         delivery = Delivery.objects.filter(pk=pk).first()
         if delivery is None:
             return HttpResponse(status=404)
+        done = delivery.status == Delivery.Status.DONE
+        if done and request.POST.get("confirmed") != "yes":
+            hidden = [("confirmed", "yes"), ("next", request.POST.get("next", ""))]
+            return self._replay_confirmation(request, done=[delivery], total=1, action=request.path, hidden=hidden)
         deliveries_replay(
             deliveries=[delivery], actor_id=request.user.pk, source="admin", scope={"delivery": delivery.pk}
         )
-        self.message_user(request, f"Replayed {delivery.consumer} for event {delivery.event_id}.", messages.SUCCESS)
+        message = f"Replayed {delivery.consumer} for event {delivery.event_id}: due now."
+        if done:
+            message += f" It {REPLAYED_DONE}"
+        self.message_user(request, message, messages.SUCCESS)
         return self._back(request, reverse("admin:events_delivery_change", args=[pk]))
 
     def replay_failed_view(self, request: HttpRequest, consumer: str) -> HttpResponse:

@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEntry
 from config.celery_app import app
 from events.models import Delivery, DeliveryAttempt
 from events.operator.measures import format_moment
@@ -241,3 +242,52 @@ def test_a_first_try_success_reads_one_attempt_and_never_a_retry(staff_client: C
     assert "<label>Attempts:</label>" in pages[0] and '<div class="readonly">1</div>' in pages[0]
     assert '<td class="field-attempts">1</td>' in pages[1]
     assert all(not re.search(r"(?i)retries\s*(:|</)", page) for page in pages)
+
+
+AUDIT = "audit.record_user_created"
+
+
+def test_replaying_a_done_delivery_asks_first_then_says_the_effect_is_not_repeated(staff_client: Client) -> None:
+    # given: the audit entry of a signup recorded
+    event = UserCreatedFactory()
+    run_due(AUDIT)
+    delivery = Delivery.objects.get(consumer=AUDIT, status=Delivery.Status.DONE)
+    url = reverse("admin:events_delivery_replay", args=[delivery.pk])
+    back = reverse("admin:events_delivery_changelist")
+
+    # when: the Replay button is pressed, then confirmed
+    asked = staff_client.post(url, {"next": back})
+    untouched = Delivery.objects.get(pk=delivery.pk).status
+    confirmed = staff_client.post(url, {"next": back, "confirmed": "yes"}, follow=True)
+    run_due(AUDIT)
+
+    # then: nothing ran before the confirmation; after it, one more attempt and still one entry
+    assert asked.status_code == 200 and "Yes, replay" in asked.text
+    assert "admin/events/delivery/replay_confirmation.html" in [t.name for t in asked.templates]
+    assert untouched == Delivery.Status.DONE
+    assert confirmed.redirect_chain[-1][0] == back
+    [message] = [str(m) for m in confirmed.context["messages"]]
+    assert "was done" in message and "does not repeat the effect" in message
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.DONE, 2)
+    assert AuditEntry.objects.filter(event_id=event.event_id).count() == 1
+
+
+def test_replaying_selected_done_deliveries_asks_first_as_django_s_delete_action_does(staff_client: Client) -> None:
+    UserCreatedFactory()
+    run_due(AUDIT)
+    done = Delivery.objects.get(consumer=AUDIT)
+    failed = Delivery.objects.get(consumer=CRM)
+    Delivery.objects.filter(pk=failed.pk).update(status=Delivery.Status.FAILED)
+    changelist = reverse("admin:events_delivery_changelist")
+    selection = {"action": "replay_selected", "_selected_action": [done.pk, failed.pk]}
+
+    asked = staff_client.post(changelist, selection)
+    untouched = sorted(Delivery.objects.filter(pk__in=[done.pk, failed.pk]).values_list("status", flat=True))
+    confirmed = staff_client.post(changelist, {**selection, "post": "yes"}, follow=True)
+
+    assert asked.status_code == 200 and "1 of the 2 selected deliveries are done" in asked.text
+    assert untouched == [Delivery.Status.DONE, Delivery.Status.FAILED]
+    [message] = [str(m) for m in confirmed.context["messages"]]
+    assert message.startswith("Replayed 2 deliveries") and "1 of them was done" in message
+    assert set(Delivery.objects.filter(pk__in=[done.pk, failed.pk]).values_list("status", flat=True)) == {"pending"}
