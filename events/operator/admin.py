@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.text import Truncator
 
 from events.conf import events_settings
 from events.models import Delivery, DeliveryAttempt, Event
@@ -121,8 +122,8 @@ class DeliveryAttemptInline(admin.TabularInline):
 class DeliveryAdmin(SearchByUserEmail):
     """Deliveries and dead letters: see why one failed, replay one, or replay all failed of a consumer."""
 
-    # Few, narrow columns: the last error must be readable without scrolling at 1280 px.
-    list_display = ("event_id_link", "consumer", "status", "attempts", "due", "error")
+    # Narrow columns: the last error must be readable without scrolling at 1280 px.
+    list_display = ("event_id_link", "user_link", "consumer", "status", "attempts", "updated", "due", "error")
     list_filter = ("status", "consumer")
     search_fields = ("=event__id",)
     search_help_text = "An event id, or (part of) the e-mail address of the user the event is about."
@@ -142,9 +143,14 @@ class DeliveryAdmin(SearchByUserEmail):
     def event_id_link(self, delivery: Delivery) -> str:
         return event_link(delivery.event_id)
 
-    @admin.display(description="user")
+    # The user id is on the event, which list_select_related joins: a link per row, no query per row.
+    @admin.display(description="user", ordering="event__user_id")
     def user_link(self, delivery: Delivery) -> str:
         return user_link(delivery.event.user_id)
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, delivery: Delivery) -> str:
+        return format_moment(delivery.updated_at)
 
     @admin.display(description="retry schedule")
     def retry_schedule(self, delivery: Delivery) -> str:
@@ -168,7 +174,11 @@ class DeliveryAdmin(SearchByUserEmail):
     def error(self, delivery: Delivery) -> str:
         if delivery.status == Delivery.Status.DONE:
             return ""
-        return format_html('<span class="relay-error">{}</span>', _last_line(delivery.last_error))
+        # The list shows the gist; the full text is in the title (a hover) and on the delivery's page.
+        line = _last_line(delivery.last_error)
+        return format_html(
+            '<span class="relay-error" title="{}">{}</span>', delivery.last_error.strip(), Truncator(line).chars(120)
+        )
 
     @admin.action(description="Replay the selected deliveries", permissions=["replay"])
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> TemplateResponse | None:

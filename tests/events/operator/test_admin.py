@@ -291,3 +291,34 @@ def test_replaying_selected_done_deliveries_asks_first_as_django_s_delete_action
     [message] = [str(m) for m in confirmed.context["messages"]]
     assert message.startswith("Replayed 2 deliveries") and "1 of them was done" in message
     assert set(Delivery.objects.filter(pk__in=[done.pk, failed.pk]).values_list("status", flat=True)) == {"pending"}
+
+
+def test_the_delivery_list_links_each_user_in_the_same_queries_however_many_rows(staff_client: Client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse("admin:events_delivery_changelist")
+    first = UserFactory()
+    UserCreatedFactory(user_id=first.pk)
+    with CaptureQueriesContext(connection) as one_signup:
+        staff_client.get(url)
+    for _ in range(4):
+        UserCreatedFactory(user_id=UserFactory().pk)
+    with CaptureQueriesContext(connection) as five_signups:
+        response = staff_client.get(url)
+
+    assert len(five_signups) == len(one_signup)
+    assert reverse("admin:users_user_change", args=[first.pk]) in response.text
+    assert '<th scope="col" class="sortable column-updated">' in response.text
+
+
+def test_the_delivery_list_shows_the_gist_of_a_long_error_and_its_full_text_on_hover(staff_client: Client) -> None:
+    UserCreatedFactory()
+    error = "Traceback (most recent call last):\n  ...\nCRMTransientError: " + "the CRM timed out " * 20
+    Delivery.objects.filter(consumer=CRM).update(status=Delivery.Status.FAILED, last_error=error)
+
+    response = staff_client.get(reverse("admin:events_delivery_changelist"))
+
+    [(title, shown)] = re.findall(r'<span class="relay-error" title="([^"]+)">([^<]*)</span>', response.text)
+    assert title.startswith("Traceback (most recent call last):") and title.endswith("the CRM timed out")
+    assert shown.startswith("CRMTransientError: the CRM timed out") and len(shown) <= 120 and shown.endswith("…")
