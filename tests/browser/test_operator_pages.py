@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from events.models import Delivery
 from users.services import user_create
@@ -38,3 +38,15 @@ def test_the_page_fits_1280_px_with_the_admin_s_breadcrumbs(staff_page: Page, le
     assert staff_page.evaluate(OVERFLOW) <= 0
     assert staff_page.evaluate(BREADCRUMBS_BACKGROUND) == stock != "rgba(0, 0, 0, 0)"
     assert "Domain events" in staff_page.locator(".breadcrumbs").inner_text()
+
+
+def test_the_deliveries_list_shows_every_column_and_the_last_error_without_scrolling(
+    staff_page: Page, ledger: None
+) -> None:
+    staff_page.goto("/admin/events/delivery/")
+
+    results = staff_page.locator(".results")
+    assert results.evaluate("element => element.scrollWidth <= element.clientWidth")
+    error = staff_page.locator("#result_list td.field-error .relay-error[title]")
+    expect(error).to_contain_text("CRMTransientError: the CRM did not answer in time")
+    assert error.evaluate("element => element.getBoundingClientRect().right <= window.innerWidth")
