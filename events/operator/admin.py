@@ -4,23 +4,33 @@ from datetime import datetime, time
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 from events.conf import events_settings
 from events.models import Delivery, DeliveryAttempt, Event
 from events.operations import consumer_pause, consumer_resume, deliveries_replay
 from events.operator import dashboard
 from events.operator.links import SearchByUserEmail, event_link, user_link
-from events.operator.measures import format_seconds, lag_seconds
+from events.operator.measures import format_moment, format_seconds, lag_seconds
 from events.registry import Consumer, consumers, get_consumer
 from events.replay import deliveries_for_replay, events_missing_deliveries
+
+# What replay does to a done delivery (events.replay.deliveries_make_due, then the consumer's
+# service): it runs again, and each consumer keeps one record per event id, so the effect is skipped.
+REPLAYED_DONE = (
+    "was done: it runs once more (one more attempt in its history), finds the consumer's record of this "
+    "event and does not repeat the effect."
+)
 
 
 def can_replay(request: HttpRequest) -> bool:
@@ -86,11 +96,20 @@ class DeliveryAttemptInline(admin.TabularInline):
     """Every attempt at the delivery, oldest first: replay adds to it, never wipes it."""
 
     model = DeliveryAttempt
-    fields = ("number", "worker", "started_at", "finished_at", "outcome", "error_line")
+    fields = ("number", "worker", "started", "finished", "outcome", "error_line")
     readonly_fields = fields
     extra = 0
     can_delete = False
     verbose_name_plural = "attempt history"
+
+    # Attempts are seconds apart: the admin's own datetime format stops at the minute.
+    @admin.display(description="started at")
+    def started(self, attempt: DeliveryAttempt) -> str:
+        return format_moment(attempt.started_at)
+
+    @admin.display(description="finished at")
+    def finished(self, attempt: DeliveryAttempt) -> str:
+        return format_moment(attempt.finished_at, day_of=attempt.started_at)
 
     @admin.display(description="error")
     def error_line(self, attempt: DeliveryAttempt) -> str:
@@ -104,8 +123,8 @@ class DeliveryAttemptInline(admin.TabularInline):
 class DeliveryAdmin(SearchByUserEmail):
     """Deliveries and dead letters: see why one failed, replay one, or replay all failed of a consumer."""
 
-    # Few, narrow columns: the last error must be readable without scrolling at 1280 px.
-    list_display = ("event_id_link", "consumer", "status", "attempts", "due", "error")
+    # Narrow columns: the last error must be readable without scrolling at 1280 px, beside both sidebars.
+    list_display = ("event_short", "user_link", "consumer_name", "state", "attempts", "updated", "error")
     list_filter = ("status", "consumer")
     search_fields = ("=event__id",)
     search_help_text = "An event id, or (part of) the e-mail address of the user the event is about."
@@ -125,9 +144,31 @@ class DeliveryAdmin(SearchByUserEmail):
     def event_id_link(self, delivery: Delivery) -> str:
         return event_link(delivery.event_id)
 
-    @admin.display(description="user")
+    @admin.display(description="event", ordering="event_id")
+    def event_short(self, delivery: Delivery) -> str:
+        return event_link(delivery.event_id, short=True)
+
+    # The user id is on the event, which list_select_related joins: a link per row, no query per row.
+    @admin.display(description="user", ordering="event__user_id")
     def user_link(self, delivery: Delivery) -> str:
         return user_link(delivery.event.user_id)
+
+    @admin.display(description="consumer", ordering="consumer")
+    def consumer_name(self, delivery: Delivery) -> str:
+        # A line may break after each dot: a name is one long word otherwise.
+        return format_html_join(mark_safe(".<wbr>"), "{}", ((part,) for part in delivery.consumer.split(".")))
+
+    @admin.display(description="status", ordering="status")
+    def state(self, delivery: Delivery) -> str:
+        # Only a pending delivery is due: its time goes with its status rather than in a column of dashes.
+        if delivery.status != Delivery.Status.PENDING or delivery.due_at is None:
+            return delivery.get_status_display()
+        return format_html("{}<br><small>due {}</small>", delivery.get_status_display(), self.due(delivery))
+
+    @admin.display(description="updated", ordering="updated_at")
+    def updated(self, delivery: Delivery) -> str:
+        # Today's times without the date: the list has no room to spare (see list_display).
+        return format_moment(delivery.updated_at, day_of=timezone.now())
 
     @admin.display(description="retry schedule")
     def retry_schedule(self, delivery: Delivery) -> str:
@@ -141,7 +182,7 @@ class DeliveryAdmin(SearchByUserEmail):
         # Only a pending delivery is due; a done or failed one keeps its times in the attempt history.
         if delivery.status != Delivery.Status.PENDING or delivery.due_at is None:
             return "—"
-        return timezone.localtime(delivery.due_at).strftime("%Y-%m-%d %H:%M:%S")
+        return format_moment(delivery.due_at, day_of=timezone.now())
 
     @admin.display(description="lag (commit to done)")
     def lag(self, delivery: Delivery) -> str:
@@ -149,18 +190,49 @@ class DeliveryAdmin(SearchByUserEmail):
 
     @admin.display(description="last error")
     def error(self, delivery: Delivery) -> str:
-        if delivery.status == Delivery.Status.DONE:
+        if delivery.status == Delivery.Status.DONE or not delivery.last_error.strip():
             return ""
-        return format_html('<span class="relay-error">{}</span>', _last_line(delivery.last_error))
+        # The list shows the gist; the full text is in the title (a hover) and on the delivery's page.
+        line = _last_line(delivery.last_error)
+        return format_html(
+            '<span class="relay-error" title="{}">{}</span>', delivery.last_error.strip(), Truncator(line).chars(120)
+        )
 
     @admin.action(description="Replay the selected deliveries", permissions=["replay"])
-    def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> TemplateResponse | None:
+        deliveries = list(queryset)
+        done = [delivery for delivery in deliveries if delivery.status == Delivery.Status.DONE]
+        if done and request.POST.get("post") != "yes":
+            # Django's delete_selected shape: the same POST again, with post=yes, runs the action.
+            hidden = [("action", "replay_selected"), ("post", "yes")]
+            hidden += [(ACTION_CHECKBOX_NAME, str(delivery.pk)) for delivery in deliveries]
+            return self._replay_confirmation(
+                request, done=done, total=len(deliveries), action=request.get_full_path(), hidden=hidden
+            )
         count = deliveries_replay(
-            deliveries=list(queryset), actor_id=request.user.pk, source="admin", scope={"selected": queryset.count()}
+            deliveries=deliveries, actor_id=request.user.pk, source="admin", scope={"selected": len(deliveries)}
         )
-        self.message_user(
-            request, f"Replayed {count} deliveries: due now (a running one finishes first).", messages.SUCCESS
-        )
+        message = f"Replayed {count} deliveries: due now (a running one finishes first)."
+        if done:
+            message += f" {len(done)} of them {REPLAYED_DONE}"
+        self.message_user(request, message, messages.SUCCESS)
+        return None
+
+    def _replay_confirmation(
+        self, request: HttpRequest, *, done: list[Delivery], total: int, action: str, hidden: list[tuple[str, str]]
+    ) -> TemplateResponse:
+        """Ask before replaying done deliveries: the intermediate page of Django's own delete actions."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Replay done deliveries?",
+            "opts": self.opts,
+            "done": done,
+            "total": total,
+            "form_action": action,
+            "hidden": hidden,
+            "back": request.POST.get("next") or reverse("admin:events_delivery_changelist"),
+        }
+        return TemplateResponse(request, "admin/events/delivery/replay_confirmation.html", context)
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return can_replay(request)
@@ -204,10 +276,17 @@ class DeliveryAdmin(SearchByUserEmail):
         delivery = Delivery.objects.filter(pk=pk).first()
         if delivery is None:
             return HttpResponse(status=404)
+        done = delivery.status == Delivery.Status.DONE
+        if done and request.POST.get("confirmed") != "yes":
+            hidden = [("confirmed", "yes"), ("next", request.POST.get("next", ""))]
+            return self._replay_confirmation(request, done=[delivery], total=1, action=request.path, hidden=hidden)
         deliveries_replay(
             deliveries=[delivery], actor_id=request.user.pk, source="admin", scope={"delivery": delivery.pk}
         )
-        self.message_user(request, f"Replayed {delivery.consumer} for event {delivery.event_id}.", messages.SUCCESS)
+        message = f"Replayed {delivery.consumer} for event {delivery.event_id}: due now."
+        if done:
+            message += f" It {REPLAYED_DONE}"
+        self.message_user(request, message, messages.SUCCESS)
         return self._back(request, reverse("admin:events_delivery_change", args=[pk]))
 
     def replay_failed_view(self, request: HttpRequest, consumer: str) -> HttpResponse:
@@ -306,6 +385,8 @@ class DeliveryAdmin(SearchByUserEmail):
             .count(),
             "failed_total": sum(row["failed"] for row in summary),
             "can_replay": can_replay(request),
+            # Its filters take the right; the app list on the left too would leave the last error no room at 1280 px.
+            "is_nav_sidebar_enabled": False,
         }
         return super().changelist_view(request, extra_context=extra_context)
 

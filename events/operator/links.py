@@ -13,9 +13,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 
-def event_link(event_id: Any) -> str:
-    """Link an event id to its page in the admin (its payload and every delivery)."""
-    return format_html('<a href="{}">{}</a>', reverse("admin:events_event_change", args=[event_id]), event_id)
+def event_link(event_id: Any, *, short: bool = False) -> str:
+    """Link an event id to its page in the admin (its payload and every delivery); short shows its first 8 digits."""
+    url = reverse("admin:events_event_change", args=[event_id])
+    if short:
+        # As a short commit hash: enough to tell rows apart, the full id in the title and on the page.
+        return format_html('<a href="{}" title="{}">{}</a>', url, event_id, str(event_id)[:8])
+    return format_html('<a href="{}">{}</a>', url, event_id)
 
 
 def user_link(user_id: int | None) -> str:

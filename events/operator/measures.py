@@ -1,8 +1,11 @@
-"""Durations as the operator's pages say them: a delivery's lag, seconds in words, percentiles."""
+"""Durations and times as the operator's pages say them: a delivery's lag, seconds in words, moments, percentiles."""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
+
+from django.utils import timezone
 
 from events.models import Delivery
 
@@ -25,6 +28,16 @@ def format_seconds(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def format_moment(moment: datetime | None, *, day_of: datetime | None = None) -> str:
+    """Say a time to the second, its date too unless it is the same local day as day_of."""
+    if moment is None:
+        return "—"
+    local = timezone.localtime(moment)
+    if day_of is not None and timezone.localtime(day_of).date() == local.date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

@@ -7,13 +7,14 @@ from django.utils import timezone
 
 from events.ledger import paused_consumers
 from events.models import Delivery, DeliveryAttempt
-from events.operator.measures import format_seconds, lag_seconds
+from events.operator.measures import format_moment, format_seconds, lag_seconds
 
 
 def user_side_effects(*, user_id: int) -> list[Delivery]:
     """Return every delivery of the events about user_id, newest event first, with their attempt history.
 
-    Each carries what the page shows: `state` (running, pending, done, failed, paused), `lag`, `error_line`.
+    Each carries what the page shows: `state` (running, pending, done, failed, paused), `lag`, `error_line`;
+    each attempt its `started` time.
     """
     now = timezone.now()
     paused = paused_consumers()
@@ -36,4 +37,7 @@ def user_side_effects(*, user_id: int) -> list[Delivery]:
         # A done delivery shows no stale error; its attempt history keeps every one.
         error = lines[-1][:300] if lines and state != Delivery.Status.DONE else ""
         delivery.error_line = error  # type: ignore[attr-defined]
+        for attempt in delivery.attempt_history.all():
+            # The row shows the event's date: an attempt on that day needs only its time.
+            attempt.started = format_moment(attempt.started_at, day_of=delivery.event.occurred_at)  # type: ignore[attr-defined]
     return deliveries

@@ -33,7 +33,7 @@ def test_failed_crm_delivery_replayed_from_the_admin_reaches_done(
     page.locator("#changelist-filter").get_by_role("link", name=Delivery.Status.FAILED.label).click()
     row = page.locator("#result_list tbody tr")
     expect(row).to_have_count(1, timeout=TIMEOUT_MS)
-    expect(row.locator("td.field-consumer")).to_have_text(sync_contact.name)
+    expect(row.locator("td.field-consumer_name")).to_have_text(sync_contact.name)
     row.locator("input.action-select").check()
     page.locator("select[name=action]").select_option(label="Replay the selected deliveries")
     page.locator("#changelist-form button[name=index]").click()  # "Run" (Django ≥ 6), "Go" before

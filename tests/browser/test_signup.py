@@ -39,3 +39,22 @@ def test_signup_through_the_form_greets_the_user_and_every_consumer_is_done(
     deliveries = wait_for_deliveries(user=user, status=Delivery.Status.DONE, timeout=30)
     assert sorted(delivery.consumer for delivery in deliveries) == sorted(consumer_names)
     assert "ann@example.com" in [message["X-Envelope-To"] for message in smtp_server.messages]
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_a_long_name_without_spaces_wraps_on_the_greeting_page(page: Page, password: str, width: int) -> None:
+    # given: the longest name the signup form takes, one word
+    name = "W" * User._meta.get_field("name").max_length
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto("/signup/")
+
+    # when
+    page.get_by_label("E-mail address").fill("long@example.com")
+    page.get_by_label("Display name").fill(name)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Password confirmation").fill(password)
+    page.get_by_role("button", name="Sign up").click()
+
+    # then: the greeting and the header show it, wrapped within the window
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Hello, {name}!", timeout=TIMEOUT_MS)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
 
-from events.models import Delivery, Event
+from events.models import Delivery, DeliveryAttempt, Event
 from events.testing import run_due
 from tests.factories import UserCreatedFactory, UserFactory
 from users.events import UserCreated, UserCreationSource
@@ -193,3 +195,21 @@ def test_the_user_page_shows_side_effects_only_to_who_may_view_the_ledger(staff_
 
     assert response.status_code == 200
     assert 'id="side-effects"' not in response.text
+
+
+def test_the_user_page_tells_each_attempt_to_the_second_and_its_date_when_not_the_event_s(staff_client: Client) -> None:
+    user = UserFactory()
+    UserCreatedFactory(user_id=user.pk)
+    run_due("crm.sync_contact")
+    event = Event.objects.get(user_id=user.pk)
+    occurred = datetime(2026, 1, 2, 10, 0, 0, tzinfo=UTC)
+    Event.objects.filter(pk=event.pk).update(occurred_at=occurred)
+    attempts = DeliveryAttempt.objects.filter(delivery__event=event, delivery__consumer="crm.sync_contact")
+    attempts.update(started_at=occurred + timedelta(seconds=7))
+
+    same_day = staff_client.get(reverse("admin:users_user_change", args=[user.pk]))
+    attempts.update(started_at=occurred + timedelta(days=1, seconds=7))
+    next_day = staff_client.get(reverse("admin:users_user_change", args=[user.pk]))
+
+    assert "<td>10:00:07</td>" in same_day.text
+    assert "<td>2026-01-03 10:00:07</td>" in next_day.text

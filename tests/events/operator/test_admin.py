@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEntry
 from config.celery_app import app
-from events.models import Delivery
+from events.models import Delivery, DeliveryAttempt
+from events.operator.measures import format_moment
 from events.testing import run_due
 from tests.broker import drain_queue
 from tests.factories import UserCreatedFactory, UserFactory
@@ -95,6 +98,29 @@ def test_a_delivery_page_shows_its_attempt_history(staff_client: Client) -> None
     assert response.status_code == 200
     assert "attempt history" in response.text.lower()
     assert "36 attempts" in response.text
+
+
+def test_the_attempt_history_tells_the_second_and_the_date_where_it_changes(staff_client: Client) -> None:
+    # given: an attempt started a second before midnight, finished after it
+    UserCreatedFactory()
+    run_due(CRM)
+    delivery = Delivery.objects.get(consumer=CRM)
+    started = datetime(2026, 1, 2, 23, 59, 59, tzinfo=UTC)
+    DeliveryAttempt.objects.filter(delivery=delivery).update(
+        started_at=started, finished_at=started + timedelta(seconds=2)
+    )
+
+    response = staff_client.get(reverse("admin:events_delivery_change", args=[delivery.pk]))
+
+    assert "2026-01-02 23:59:59" in response.text and "2026-01-03 00:00:01" in response.text
+
+
+def test_format_moment_gives_the_date_only_where_the_day_differs() -> None:
+    started = datetime(2026, 1, 2, 10, 0, 5, tzinfo=UTC)
+
+    assert format_moment(started + timedelta(seconds=3), day_of=started) == "10:00:08"
+    assert format_moment(started + timedelta(days=1), day_of=started) == "2026-01-03 10:00:05"
+    assert (format_moment(started), format_moment(None)) == ("2026-01-02 10:00:05", "—")
 
 
 def test_delivery_list_tells_how_long_the_oldest_delivery_is_overdue(staff_client: Client) -> None:
@@ -198,3 +224,101 @@ def test_the_summary_counts_retrying_and_failed_deliveries_beside_the_overdue(st
 
     assert (response.context["retrying"], response.context["failed_total"]) == (1, 1)
     assert "1 retrying" in response.text and "1 failed for good" in response.text
+
+
+def test_a_first_try_success_reads_one_attempt_and_never_a_retry(staff_client: Client) -> None:
+    # given: the CRM's delivery done at its first attempt
+    UserCreatedFactory()
+    run_due(CRM)
+    delivery = Delivery.objects.get(consumer=CRM, status=Delivery.Status.DONE, attempts=1)
+
+    pages = [
+        staff_client.get(reverse("admin:events_delivery_change", args=[delivery.pk])).text,
+        staff_client.get(reverse("admin:events_delivery_changelist")).text,
+        staff_client.get(reverse("admin:events_event_change", args=[delivery.event_id])).text,
+        staff_client.get(reverse("admin:events_dashboard")).text,
+    ]
+
+    assert "<label>Attempts:</label>" in pages[0] and '<div class="readonly">1</div>' in pages[0]
+    assert '<td class="field-attempts">1</td>' in pages[1]
+    assert all(not re.search(r"(?i)retries\s*(:|</)", page) for page in pages)
+
+
+AUDIT = "audit.record_user_created"
+
+
+def test_replaying_a_done_delivery_asks_first_then_says_the_effect_is_not_repeated(staff_client: Client) -> None:
+    # given: the audit entry of a signup recorded
+    event = UserCreatedFactory()
+    run_due(AUDIT)
+    delivery = Delivery.objects.get(consumer=AUDIT, status=Delivery.Status.DONE)
+    url = reverse("admin:events_delivery_replay", args=[delivery.pk])
+    back = reverse("admin:events_delivery_changelist")
+
+    # when: the Replay button is pressed, then confirmed
+    asked = staff_client.post(url, {"next": back})
+    untouched = Delivery.objects.get(pk=delivery.pk).status
+    confirmed = staff_client.post(url, {"next": back, "confirmed": "yes"}, follow=True)
+    run_due(AUDIT)
+
+    # then: nothing ran before the confirmation; after it, one more attempt and still one entry
+    assert asked.status_code == 200 and "Yes, replay" in asked.text
+    assert "admin/events/delivery/replay_confirmation.html" in [t.name for t in asked.templates]
+    assert untouched == Delivery.Status.DONE
+    assert confirmed.redirect_chain[-1][0] == back
+    [message] = [str(m) for m in confirmed.context["messages"]]
+    assert "was done" in message and "does not repeat the effect" in message
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (Delivery.Status.DONE, 2)
+    assert AuditEntry.objects.filter(event_id=event.event_id).count() == 1
+
+
+def test_replaying_selected_done_deliveries_asks_first_as_django_s_delete_action_does(staff_client: Client) -> None:
+    UserCreatedFactory()
+    run_due(AUDIT)
+    done = Delivery.objects.get(consumer=AUDIT)
+    failed = Delivery.objects.get(consumer=CRM)
+    Delivery.objects.filter(pk=failed.pk).update(status=Delivery.Status.FAILED)
+    changelist = reverse("admin:events_delivery_changelist")
+    selection = {"action": "replay_selected", "_selected_action": [done.pk, failed.pk]}
+
+    asked = staff_client.post(changelist, selection)
+    untouched = sorted(Delivery.objects.filter(pk__in=[done.pk, failed.pk]).values_list("status", flat=True))
+    confirmed = staff_client.post(changelist, {**selection, "post": "yes"}, follow=True)
+
+    assert asked.status_code == 200 and "1 of the 2 selected deliveries are done" in asked.text
+    assert untouched == [Delivery.Status.DONE, Delivery.Status.FAILED]
+    [message] = [str(m) for m in confirmed.context["messages"]]
+    assert message.startswith("Replayed 2 deliveries") and "1 of them was done" in message
+    assert set(Delivery.objects.filter(pk__in=[done.pk, failed.pk]).values_list("status", flat=True)) == {"pending"}
+
+
+def test_the_delivery_list_links_each_user_in_the_same_queries_however_many_rows(staff_client: Client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    url = reverse("admin:events_delivery_changelist")
+    first = UserFactory()
+    UserCreatedFactory(user_id=first.pk)
+    with CaptureQueriesContext(connection) as one_signup:
+        staff_client.get(url)
+    for _ in range(4):
+        UserCreatedFactory(user_id=UserFactory().pk)
+    with CaptureQueriesContext(connection) as five_signups:
+        response = staff_client.get(url)
+
+    assert len(five_signups) == len(one_signup)
+    assert reverse("admin:users_user_change", args=[first.pk]) in response.text
+    assert '<th scope="col" class="sortable column-updated">' in response.text
+
+
+def test_the_delivery_list_shows_the_gist_of_a_long_error_and_its_full_text_on_hover(staff_client: Client) -> None:
+    UserCreatedFactory()
+    error = "Traceback (most recent call last):\n  ...\nCRMTransientError: " + "the CRM timed out " * 20
+    Delivery.objects.filter(consumer=CRM).update(status=Delivery.Status.FAILED, last_error=error)
+
+    response = staff_client.get(reverse("admin:events_delivery_changelist"))
+
+    [(title, shown)] = re.findall(r'<span class="relay-error" title="([^"]+)">([^<]*)</span>', response.text)
+    assert title.startswith("Traceback (most recent call last):") and title.endswith("the CRM timed out")
+    assert shown.startswith("CRMTransientError: the CRM timed out") and len(shown) <= 120 and shown.endswith("…")

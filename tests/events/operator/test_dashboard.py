@@ -92,3 +92,35 @@ def test_rows_of_a_consumer_no_longer_declared_stay_visible(staff_client: Client
 
     assert [(row["consumer"], row["failed"]) for row in response.context["undeclared"]] == [("crm.old_name", 1)]
     assert "crm.old_name" in response.text
+
+
+def test_the_breadcrumbs_are_the_admin_s_own_and_name_the_app_as_every_page_does(staff_client: Client) -> None:
+    response = staff_client.get(reverse("admin:events_dashboard"))
+
+    crumbs = response.text.split('<ol class="breadcrumbs">', 1)[1].split("</ol>", 1)[0]
+    assert '<div class="breadcrumbs">' not in response.text
+    assert f'<a href="{reverse("admin:app_list", args=["events"])}">Domain events</a>' in crumbs
+    assert '<li aria-current="page">Dashboard</li>' in crumbs
+
+
+def test_the_catalogue_lists_the_domain_events_before_the_event_layer_s_own(staff_client: Client) -> None:
+    response = staff_client.get(reverse("admin:events_dashboard"))
+
+    names = [entry["event"] for entry in response.context["catalogue"]]
+    assert names[-1] == "events.operator_acted"
+    assert names.index("user.created") < names.index("events.operator_acted")
+    assert response.text.index('id="event-usercreated"') < response.text.index('id="event-eventsoperator_acted"')
+
+
+def test_the_lag_chart_draws_nothing_where_no_delivery_was_done(staff_client: Client) -> None:
+    # given: one delivery done two seconds after its commit, just now: one bucket of twelve has data
+    UserCreatedFactory()
+    now = timezone.now()
+    Delivery.objects.filter(consumer=CRM).update(
+        status=Delivery.Status.DONE, created_at=now - timedelta(seconds=2), completed_at=now
+    )
+
+    chart = str(staff_client.get(reverse("admin:events_dashboard")).context["chart_lag"])
+
+    assert "<polyline" not in chart and chart.count("<circle") == 1
+    assert ">lag p95, s</text>" in chart
