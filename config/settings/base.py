@@ -312,5 +312,5 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 DATA_UPLOAD_MAX_NUMBER_FILES = 0
 
-# TESTS: `manage.py test` runs the same pytest suite as `pytest`.
-TEST_RUNNER = "pytest_django.runner.TestRunner"
+# TESTS: `manage.py test` runs the same pytest suite as `pytest`; it also takes dotted labels and -k.
+TEST_RUNNER = "config.test_runner.TestRunner"
