@@ -157,7 +157,7 @@ class DeliveryAdmin(SearchByUserEmail):
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         count = deliveries_replay(
             deliveries=list(queryset), actor_id=request.user.pk, source="admin", scope={"selected": queryset.count()}
-        )
+        ).count
         self.message_user(
             request, f"Replayed {count} deliveries: due now (a running one finishes first).", messages.SUCCESS
         )
@@ -220,7 +220,7 @@ class DeliveryAdmin(SearchByUserEmail):
             actor_id=request.user.pk,
             source="admin",
             scope={"failed": True},
-        )
+        ).count
         self.message_user(request, f"Replayed {count} failed deliveries of {consumer}.", messages.SUCCESS)
         return self._back(request, reverse("admin:events_delivery_changelist"))
 
@@ -240,7 +240,7 @@ class DeliveryAdmin(SearchByUserEmail):
             actor_id=request.user.pk,
             source="admin",
             scope={"since": since.isoformat()},
-        )
+        ).count
         self.message_user(request, f"Replayed {count} deliveries of {consumer} since {day}.", messages.SUCCESS)
         return self._back(request, reverse("admin:events_dashboard"))
 
