@@ -172,7 +172,8 @@ METRICS_REQUIRE_TOKEN = False
 
 # CELERY (Redis broker)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
-# ABUSE LIMITS (users/throttle.py, counted in REDIS_URL), on in every settings module.
+# ABUSE LIMITS (users/throttle.py, counted in REDIS_URL), on in every settings module (local.py
+# raises the counts for a developer's machine). .env.example says what each one means.
 # Proxies in front of the site that append X-Forwarded-For (0: use the connection's address).
 THROTTLE_TRUSTED_PROXIES = env.int("THROTTLE_TRUSTED_PROXIES", default=0)
 THROTTLE_SIGNUP_WINDOW = env.int("THROTTLE_SIGNUP_WINDOW", default=3600)
