@@ -280,12 +280,22 @@ LOGGING = {
     },
     "handlers": {
         # The correlation ids (events/logcontext.py): one grep for an event id tells a signup's whole story.
-        "console": {"class": "logging.StreamHandler", "formatter": "verbose", "filters": ["context"]},
+        # Beat and the workers would say "sent", "received" and "succeeded" every sweep interval,
+        # burying the lines that matter (the console e-mails of `make run`): the routine tasks' are left out.
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "verbose",
+            "filters": ["context", "routine_tasks"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         "context": {"()": "events.logcontext.ContextFilter"},
+        "routine_tasks": {
+            "()": "events.logfilters.RoutineTasksFilter",
+            "tasks": [CELERY_BEAT_SCHEDULE["events.sweep_deliveries"]["task"]],
+        },
     },
     "loggers": {
         # Django's own error mail, rate-limited: a client that can cause an error at will must not
