@@ -38,6 +38,8 @@ class Doorbells:
 
     producer: Producer | None = None
     failed: BaseException | None = None
+    # True once the outermost block has exited and the broker took its rings (or it had none).
+    sent: bool = False
     # Immediate rings by consumer name (the task, and whether to ring even if one is queued).
     pending: dict[str, tuple[Task, bool]] = field(default_factory=dict)
 
@@ -81,6 +83,7 @@ def doorbells() -> Iterator[Doorbells]:
         yield batch
         if batch.pending and batch.failed is None:
             _send(batch)
+        batch.sent = batch.failed is None
     finally:
         _current.reset(token)
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from events.models import ConsumerControl, Delivery, Event
 from events.publishing import publish
 from events.registry import Consumer
-from events.replay import deliveries_make_due
+from events.replay import Replayed, deliveries_make_due
 from events.signals import EventSignal
 
 
@@ -114,12 +114,12 @@ def deliveries_replay(
     actor_id: int | None,
     source: str,
     scope: dict[str, Any],
-) -> int:
-    """Replay deliveries (see events.replay.deliveries_make_due) and record who did it, on what. Return how many."""
+) -> Replayed:
+    """Replay deliveries (see events.replay.deliveries_make_due) and record who did it, on what."""
     deliveries = list(deliveries)
     missing = list(missing)
-    count = deliveries_make_due(deliveries=deliveries, missing=missing)
-    if count:
+    replayed = deliveries_make_due(deliveries=deliveries, missing=missing)
+    if replayed.count:
         names = {delivery.consumer for delivery in deliveries} | {declared.name for _event, declared in missing}
         publish(
             signal=operator_acted,
@@ -128,8 +128,8 @@ def deliveries_replay(
                 actor_id=actor_id,
                 source=source,
                 consumers=tuple(sorted(names)),
-                count=count,
+                count=replayed.count,
                 details=scope,
             ),
         )
-    return count
+    return replayed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
@@ -13,6 +14,18 @@ from django.utils import timezone
 from events.doorbells import doorbells
 from events.models import Delivery, Event
 from events.registry import Consumer, get_consumer
+
+
+@dataclass
+class Replayed:
+    """What a replay made due, and whether its consumers' doorbells reached the broker."""
+
+    count: int
+    consumers: tuple[str, ...] = ()
+    # None until the rings are tried, once the replay commits; False: the broker failed them
+    # (`failed` says how) and the sweep rings the consumers instead.
+    rung: bool | None = None
+    failed: BaseException | None = field(default=None, repr=False)
 
 
 def deliveries_for_replay(
@@ -51,12 +64,13 @@ def events_missing_deliveries(
     return missing
 
 
-def deliveries_make_due(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[Event, Consumer]] = ()) -> int:
+def deliveries_make_due(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[Event, Consumer]] = ()) -> Replayed:
     """Make deliveries due now with a fresh retry count, create the missing ones, ring their consumers.
 
     A delivery being run keeps its lease: its holder finishes and records the outcome, and the
     replay adds no second run. Attempts are never reset: the history keeps every one.
-    Return how many deliveries were made due.
+    Return how many deliveries were made due, of which consumers; once the replay commits, it
+    also says whether their doorbells were sent.
     """
     now = timezone.now()
     missing = list(missing)
@@ -71,14 +85,18 @@ def deliveries_make_due(*, deliveries: Iterable[Delivery], missing: Iterable[tup
         )
     names = set(Delivery.objects.filter(pk__in=pks).values_list("consumer", flat=True).distinct())
     names |= {declared.name for _event, declared in missing}
-    transaction.on_commit(lambda: _ring(names))
-    return len(pks) + len(missing)
+    replayed = Replayed(count=len(pks) + len(missing), consumers=tuple(sorted(names)))
+    transaction.on_commit(lambda: _ring(replayed))
+    return replayed
 
 
-def _ring(names: set[str]) -> None:
-    with doorbells():
-        for name in sorted(names):
+def _ring(replayed: Replayed) -> None:
+    with doorbells() as batch:
+        for name in replayed.consumers:
             try:
                 get_consumer(name).ring()
             except KeyError:
                 continue  # No longer declared: its deliveries stay pending and visible.
+    # Inside an enclosing block, the rings leave with it: not known yet.
+    replayed.rung = True if batch.sent else (False if batch.failed is not None else None)
+    replayed.failed = batch.failed

@@ -172,7 +172,8 @@ METRICS_REQUIRE_TOKEN = False
 
 # CELERY (Redis broker)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
-# ABUSE LIMITS (users/throttle.py, counted in REDIS_URL), on in every settings module.
+# ABUSE LIMITS (users/throttle.py, counted in REDIS_URL), on in every settings module (local.py
+# raises the counts for a developer's machine). .env.example says what each one means.
 # Proxies in front of the site that append X-Forwarded-For (0: use the connection's address).
 THROTTLE_TRUSTED_PROXIES = env.int("THROTTLE_TRUSTED_PROXIES", default=0)
 THROTTLE_SIGNUP_WINDOW = env.int("THROTTLE_SIGNUP_WINDOW", default=3600)
@@ -279,12 +280,22 @@ LOGGING = {
     },
     "handlers": {
         # The correlation ids (events/logcontext.py): one grep for an event id tells a signup's whole story.
-        "console": {"class": "logging.StreamHandler", "formatter": "verbose", "filters": ["context"]},
+        # Beat and the workers would say "sent", "received" and "succeeded" every sweep interval,
+        # burying the lines that matter (the console e-mails of `make run`): the routine tasks' are left out.
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "verbose",
+            "filters": ["context", "routine_tasks"],
+        },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         "context": {"()": "events.logcontext.ContextFilter"},
+        "routine_tasks": {
+            "()": "events.logfilters.RoutineTasksFilter",
+            "tasks": [CELERY_BEAT_SCHEDULE["events.sweep_deliveries"]["task"]],
+        },
     },
     "loggers": {
         # Django's own error mail, rate-limited: a client that can cause an error at will must not
@@ -312,5 +323,5 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 DATA_UPLOAD_MAX_NUMBER_FILES = 0
 
-# TESTS: `manage.py test` runs the same pytest suite as `pytest`.
-TEST_RUNNER = "pytest_django.runner.TestRunner"
+# TESTS: `manage.py test` runs the same pytest suite as `pytest`; it also takes dotted labels and -k.
+TEST_RUNNER = "config.test_runner.TestRunner"

@@ -7,3 +7,10 @@ from .base import env
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# ABUSE LIMITS: generous on a developer's machine, where one client (127.0.0.1) tries the forms
+# over and over, often with the same address; base.py's defaults hold in production and tests.
+THROTTLE_SIGNUPS_PER_CLIENT = env.int("THROTTLE_SIGNUPS_PER_CLIENT", default=1000)
+THROTTLE_SIGNUPS_PER_ADDRESS = env.int("THROTTLE_SIGNUPS_PER_ADDRESS", default=100)
+THROTTLE_LOGIN_FAILURES_PER_CLIENT = env.int("THROTTLE_LOGIN_FAILURES_PER_CLIENT", default=1000)
+THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = env.int("THROTTLE_LOGIN_FAILURES_PER_ACCOUNT", default=100)

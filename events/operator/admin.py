@@ -211,7 +211,7 @@ class DeliveryAdmin(SearchByUserEmail):
             )
         count = deliveries_replay(
             deliveries=deliveries, actor_id=request.user.pk, source="admin", scope={"selected": len(deliveries)}
-        )
+        ).count
         message = f"Replayed {count} deliveries: due now (a running one finishes first)."
         if done:
             message += f" {len(done)} of them {REPLAYED_DONE}"
@@ -299,7 +299,7 @@ class DeliveryAdmin(SearchByUserEmail):
             actor_id=request.user.pk,
             source="admin",
             scope={"failed": True},
-        )
+        ).count
         self.message_user(request, f"Replayed {count} failed deliveries of {consumer}.", messages.SUCCESS)
         return self._back(request, reverse("admin:events_delivery_changelist"))
 
@@ -319,7 +319,7 @@ class DeliveryAdmin(SearchByUserEmail):
             actor_id=request.user.pk,
             source="admin",
             scope={"since": since.isoformat()},
-        )
+        ).count
         self.message_user(request, f"Replayed {count} deliveries of {consumer} since {day}.", messages.SUCCESS)
         return self._back(request, reverse("admin:events_dashboard"))
 

@@ -188,3 +188,47 @@ def test_a_rediss_broker_verifies_its_certificate() -> None:
 
     assert broker_use_ssl("rediss://:secret@redis.example.com:6380/0") == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     assert broker_use_ssl("redis://127.0.0.1:6379/0") is None
+
+
+def throttle_settings() -> list[str]:
+    return [name for name in dir(settings) if name.startswith("THROTTLE_")]
+
+
+def test_every_abuse_limit_is_documented_in_env_example_and_the_readme_configuration() -> None:
+    env_example = (BASE_DIR / ".env.example").read_text()
+    readme = (BASE_DIR / "README.md").read_text()
+    configuration = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+
+    assert len(throttle_settings()) == 7
+    for name in throttle_settings():
+        assert f"# {name}={getattr(settings, name)}" in env_example, name
+        assert f"| `{name}` | {getattr(settings, name)} |" in configuration, name
+
+
+def test_local_settings_let_a_developer_try_the_signup_form_again_and_again() -> None:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DJANGO_READ_DOT_ENV": "false",
+        "DJANGO_SECRET_KEY": "local-test-key",
+    }
+    script = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.THROTTLE_SIGNUPS_PER_CLIENT, settings.THROTTLE_SIGNUPS_PER_ADDRESS, "
+        "settings.THROTTLE_LOGIN_FAILURES_PER_CLIENT, settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT)"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert [int(value) for value in result.stdout.split()] == [1000, 100, 1000, 100]
+    # The .env that `make run` writes from .env.example sets none of them back to the strict defaults.
+    assert not [line for line in (BASE_DIR / ".env.example").read_text().splitlines() if line.startswith("THROTTLE_")]
+
+
+def test_the_test_settings_keep_the_strict_abuse_limits_of_production() -> None:
+    assert (settings.THROTTLE_SIGNUPS_PER_CLIENT, settings.THROTTLE_SIGNUPS_PER_ADDRESS) == (10, 3)
+    assert (settings.THROTTLE_LOGIN_FAILURES_PER_CLIENT, settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT) == (20, 5)

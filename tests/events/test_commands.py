@@ -4,9 +4,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.test import TestCase
+from django.test import TestCase, override_settings
 
 from config.celery_app import app
+from devtools.redis_server import free_port
 from events.models import Delivery
 from tests.broker import drain_queue
 from tests.factories import UserCreatedFactory
@@ -30,7 +31,7 @@ def test_replay_one_consumer_for_one_event() -> None:
 
     output = replay("--consumer", CRM, "--event", str(event.event_id))
 
-    assert "Replayed 1 deliveries" in output
+    assert f"Replayed 1 delivery: due now; rang {CRM}." in output
     assert Delivery.objects.get(event_id=event.event_id, consumer=CRM).status == Delivery.Status.PENDING
     assert Delivery.objects.get(event_id=other.event_id, consumer=CRM).status == Delivery.Status.DONE
     assert len(drain_queue(app, CRM)) == 1
@@ -43,7 +44,7 @@ def test_replay_every_failed_delivery_of_an_app() -> None:
 
     output = replay("--consumer", "crm", "--failed")
 
-    assert "Replayed 2 deliveries" in output
+    assert f"Replayed 2 deliveries: due now; rang {CRM}." in output
     assert set(Delivery.objects.filter(consumer=CRM).values_list("event_id", "status")) == {
         (first.event_id, Delivery.Status.PENDING),
         (second.event_id, Delivery.Status.PENDING),
@@ -61,6 +62,31 @@ def test_replay_since_backfills_a_consumer_added_later() -> None:
     assert "backfill" in output
     assert Delivery.objects.get(event_id=event.event_id, consumer=CRM).status == Delivery.Status.PENDING
     assert len(drain_queue(app, CRM)) == 1
+
+
+def test_replay_with_the_broker_down_says_the_sweep_will_ring() -> None:
+    # given
+    event = UserCreatedFactory()
+    Delivery.objects.filter(consumer=CRM).update(status=Delivery.Status.FAILED)
+
+    # when: the broker is a closed port
+    with override_settings(CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0"):
+        output = replay("--consumer", CRM, "--event", str(event.event_id))
+
+    # then
+    assert "Replayed 1 delivery: due now, but the broker is unavailable" in output
+    assert f"the sweep will ring {CRM} once it is back." in output
+    assert "rang" not in output
+    assert Delivery.objects.get(consumer=CRM).status == Delivery.Status.PENDING
+    assert drain_queue(app, CRM) == []
+
+
+def test_replay_of_nothing_says_so() -> None:
+    UserCreatedFactory()
+
+    output = replay("--consumer", CRM, "--failed")
+
+    assert "Replayed 0 deliveries." in output
 
 
 def test_replay_since_leaves_done_deliveries_alone() -> None:

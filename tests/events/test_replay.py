@@ -24,7 +24,7 @@ def test_replaying_a_dead_letter_makes_it_due_with_a_fresh_schedule_and_keeps_it
     )
     row = Delivery.objects.get(consumer=AUDIT)
 
-    assert deliveries_make_due(deliveries=[row]) == 1
+    assert deliveries_make_due(deliveries=[row]).count == 1
 
     row.refresh_from_db()
     assert (row.status, row.attempts, row.attempts_since_replay) == (Delivery.Status.PENDING, 7, 0)

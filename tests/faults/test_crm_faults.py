@@ -81,6 +81,6 @@ def test_crm_400_is_a_dead_letter_until_replayed_after_the_fix(running: Stack, p
 
     # then
     assert result.returncode == 0, result.stderr
-    assert "Replayed 1 deliveries" in result.stdout
+    assert f"Replayed 1 delivery: due now; rang {CRM}." in result.stdout
     assert_every_effect_done_once(running, ["ann@example.com"])
     assert len(running.crm.requests) == 2

@@ -7,12 +7,33 @@ from datetime import UTC, datetime, time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from events.operations import deliveries_replay
 from events.registry import consumers, consumers_matching
-from events.replay import deliveries_for_replay, events_missing_deliveries
+from events.replay import Replayed, deliveries_for_replay, events_missing_deliveries
+
+
+def _deliveries(count: int) -> str:
+    return f"{count} delivery" if count == 1 else f"{count} deliveries"
+
+
+def replayed_message(replayed: Replayed) -> str:
+    """Say what a replay did: due now, and whether its consumers' doorbells were sent or wait for the sweep."""
+    done = f"Replayed {_deliveries(replayed.count)}"
+    if not replayed.count:
+        return f"{done}."
+    consumers = ", ".join(replayed.consumers)
+    if replayed.rung:
+        return f"{done}: due now; rang {consumers}."
+    if replayed.failed is not None:
+        return (
+            f"{done}: due now, but the broker is unavailable ({type(replayed.failed).__name__}); "
+            f"the sweep will ring {consumers} once it is back."
+        )
+    return f"{done}: due now."  # Rung by an enclosing block of doorbells, when it ends.
 
 
 def _since(value: str) -> datetime:
@@ -70,7 +91,7 @@ class Command(BaseCommand):
         for event, declared in missing:
             self.stdout.write(f"{verb} {declared.name} for event {event.pk} (no delivery yet: backfill)")
         if options["dry_run"]:
-            self.stdout.write(f"Dry run: {len(deliveries) + len(missing)} deliveries would run; nothing changed.")
+            self.stdout.write(f"Dry run: {_deliveries(len(deliveries) + len(missing))} would run; nothing changed.")
             return
         scope = {
             "event": str(options["event"]) if options["event"] else None,
@@ -78,5 +99,11 @@ class Command(BaseCommand):
             "since": options["since"].isoformat() if options["since"] else None,
         }
         # The audit log records the replay; a command has no user to name, only its source.
-        count = deliveries_replay(deliveries=deliveries, missing=missing, actor_id=None, source="cli", scope=scope)
-        self.stdout.write(self.style.SUCCESS(f"Replayed {count} deliveries: due now, their consumers rung."))
+        replayed = deliveries_replay(deliveries=deliveries, missing=missing, actor_id=None, source="cli", scope=scope)
+        # The doorbells are sent once the replay commits (at once, outside a transaction): report
+        # after them, so the message says what happened to them.
+        transaction.on_commit(lambda: self._report(replayed))
+
+    def _report(self, replayed: Replayed) -> None:
+        style = self.style.SUCCESS if replayed.rung or not replayed.count else self.style.WARNING
+        self.stdout.write(style(replayed_message(replayed)))
