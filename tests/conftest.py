@@ -123,21 +123,24 @@ def crm_server() -> Iterator[FakeCRM]:
         yield crm
 
 
+def worker_env(smtp_server: SMTPSink, crm_server: FakeCRM, **extra: str) -> dict[str, str]:
+    """The environment of a test's worker: the test database and Redis, the SMTP sink, the CRM, and extra."""
+    return {
+        "DATABASE_URL": current_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "EMAIL_URL": smtp_server.url,
+        "CRM_BACKEND": "crm.backends.http.CRMBackend",
+        "CRM_API_URL": crm_server.url,
+        "ADMIN_EMAILS": ",".join(settings.ADMIN_EMAILS),
+        **extra,
+    }
+
+
 @pytest.fixture
 def worker(
     transactional_db: None, smtp_server: SMTPSink, crm_server: FakeCRM, tmp_path: Path
 ) -> Iterator[ManagedProcess]:
     """A real `celery -A config worker` on the test database, the test Redis, the SMTP sink and the CRM."""
-    process = celery_worker(
-        env={
-            "DATABASE_URL": current_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "EMAIL_URL": smtp_server.url,
-            "CRM_BACKEND": "crm.backends.http.CRMBackend",
-            "CRM_API_URL": crm_server.url,
-            "ADMIN_EMAILS": ",".join(settings.ADMIN_EMAILS),
-        },
-        log_path=tmp_path / "worker.log",
-    ).start()
+    process = celery_worker(env=worker_env(smtp_server, crm_server), log_path=tmp_path / "worker.log").start()
     yield process
     process.stop()

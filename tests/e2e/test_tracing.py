@@ -8,7 +8,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -16,8 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from devtools.fakes import FakeCRM, SMTPSink
-from devtools.processes import celery_worker, current_database_url, wait_until
+from devtools.processes import celery_worker, wait_until
 from events.api import consumers_of
+from tests.conftest import worker_env
 from users.signals import user_created
 
 pytestmark = pytest.mark.e2e
@@ -74,20 +74,14 @@ def test_a_signups_attempts_in_the_worker_are_spans_linked_to_its_publish_in_the
     password: str,
 ) -> None:
     # given: a real worker exporting its spans over OTLP/HTTP, this process (the web) to memory
-    worker = celery_worker(
-        env={
-            "DATABASE_URL": current_database_url(),
-            "REDIS_URL": settings.REDIS_URL,
-            "EMAIL_URL": smtp_server.url,
-            "CRM_BACKEND": "crm.backends.http.CRMBackend",
-            "CRM_API_URL": crm_server.url,
-            "ADMIN_EMAILS": ",".join(settings.ADMIN_EMAILS),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
-            "OTEL_SERVICE_NAME": "relay-worker",
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-        },
-        log_path=tmp_path / "worker.log",
-    ).start()
+    env = worker_env(
+        smtp_server,
+        crm_server,
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp.url,
+        OTEL_SERVICE_NAME="relay-worker",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+    )
+    worker = celery_worker(env=env, log_path=tmp_path / "worker.log").start()
     try:
         # when: a signup through the form
         client = Client()
