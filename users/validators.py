@@ -81,14 +81,33 @@ def validate_display_name(value: str) -> None:
         raise ValidationError("Use letters, spaces and punctuation only (no line breaks or control characters).")
 
 
+# Characters that draw nothing though Unicode does not call them spaces: the Hangul fillers, the
+# blank Braille pattern, the Mongolian vowel separator.
+BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+# Categories that draw nothing on their own: spaces and separators, format and control characters
+# (zero-width space, word joiner), combining marks with nothing to combine with.
+INVISIBLE_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cf", "Cc", "Mn", "Me"})
+
+
+def visible(text: str) -> str:
+    """Return the characters of text that draw something."""
+    return "".join(
+        char
+        for char in text
+        if not char.isspace() and char not in BLANK_GLYPHS and unicodedata.category(char) not in INVISIBLE_CATEGORIES
+    )
+
+
 class NotOnlyWhitespaceValidator:
-    """Refuse a password made of spaces only (the length validator counts them)."""
+    """Refuse a password made only of spaces or invisible characters (the length validator counts them)."""
+
+    MESSAGE = "Your password cannot be made of spaces or invisible characters only."
 
     def validate(self, password: str, user: Any = None) -> None:
-        """Raise ValidationError for a blank password."""
-        if not password.strip():
-            raise ValidationError("Your password cannot be made of spaces only.", code="password_blank")
+        """Raise ValidationError for a password with no visible character."""
+        if not visible(password):
+            raise ValidationError(self.MESSAGE, code="password_blank")
 
     def get_help_text(self) -> str:
         """Say the rule."""
-        return "Your password cannot be made of spaces only."
+        return self.MESSAGE

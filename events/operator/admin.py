@@ -308,7 +308,10 @@ class DeliveryAdmin(SearchByUserEmail):
         declared = self._consumer_for(request, consumer, permission="events.replay_delivery")
         if isinstance(declared, HttpResponse):
             return declared
-        day = parse_date(request.POST.get("since", ""))
+        try:
+            day = parse_date(request.POST.get("since", ""))
+        except ValueError:  # well formed, no such day (2026-02-30)
+            day = None
         if day is None:
             self.message_user(request, "Give the date to replay since (YYYY-MM-DD).", messages.ERROR)
             return self._back(request, reverse("admin:events_dashboard"))

@@ -122,5 +122,6 @@ def test_replay_needs_a_selection_and_known_consumers() -> None:
         replay("--consumer", CRM)
     with pytest.raises(CommandError, match="Known"):
         replay("--consumer", "nosuchapp", "--failed")
-    with pytest.raises(CommandError, match="--since takes a date"):
-        replay("--since", "last tuesday")
+    for since in ("last tuesday", "2026-02-30", "2026-02-30T10:00"):
+        with pytest.raises(CommandError, match="--since takes a date"):
+            replay("--since", since)

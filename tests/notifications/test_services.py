@@ -40,6 +40,19 @@ def test_welcome_email_goes_to_the_new_user_in_text_and_html() -> None:
     )
 
 
+def test_the_subject_and_the_text_say_the_name_as_written_and_only_the_html_escapes_it() -> None:
+    user = UserFactory(name="Tom & Jerry's <b>")
+    event = UserCreatedFactory(user_id=user.pk)
+
+    welcome_email_send(event=event)
+
+    [message] = mail.outbox
+    assert message.subject == "Welcome to Relay, Tom & Jerry's <b>!"
+    assert "Hello Tom & Jerry's <b>," in message.body
+    html = message.alternatives[0].content
+    assert "Tom &amp; Jerry&#x27;s &lt;b&gt;" in html and "<b>" not in html
+
+
 def test_welcome_email_is_sent_once_per_event() -> None:
     event = UserCreatedFactory()
 

@@ -49,6 +49,16 @@ def test_a_name_with_control_characters_or_line_breaks_is_refused(name: str) -> 
     assert not User.objects.exists()
 
 
-def test_a_password_of_spaces_only_is_refused() -> None:
-    with pytest.raises(ValidationError, match="spaces only"):
-        user_create(email="ann@example.com", password=" " * 12)
+@pytest.mark.parametrize(
+    "password", [" " * 12, "\u200b" * 12, "\u3164" * 12, "\u2800" * 12, "\u2060" * 12, "\u200b \u3164\u2800" * 4]
+)
+def test_a_password_of_spaces_or_invisible_characters_only_is_refused(password: str) -> None:
+    with pytest.raises(ValidationError, match="spaces or invisible characters only"):
+        user_create(email="ann@example.com", password=password)
+    assert not User.objects.exists()
+
+
+def test_a_password_with_visible_characters_among_invisible_ones_is_kept() -> None:
+    user_create(email="ann@example.com", password="\u200b" * 6 + "correct-horse-battery")
+
+    assert User.objects.filter(email="ann@example.com").exists()

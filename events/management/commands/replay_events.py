@@ -37,9 +37,13 @@ def replayed_message(replayed: Replayed) -> str:
 
 
 def _since(value: str) -> datetime:
-    parsed = parse_datetime(value)
+    try:
+        # Each raises ValueError for a well-formed date that does not exist (2026-02-30).
+        parsed = parse_datetime(value)
+        day = parse_date(value) if parsed is None else None
+    except ValueError:
+        parsed = day = None
     if parsed is None:
-        day = parse_date(value)
         if day is None:
             raise CommandError(f"--since takes a date or a date-time (2026-01-01, 2026-01-01T12:00), not {value!r}")
         parsed = datetime.combine(day, time.min)

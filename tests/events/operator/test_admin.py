@@ -69,6 +69,18 @@ def test_replay_all_failed_of_a_consumer(staff_client: Client, django_capture_on
     assert len(drain_queue(app, CRM)) == 1
 
 
+@pytest.mark.parametrize("since", ["2026-02-30", "2026-13-01", "yesterday", ""])
+def test_replay_since_a_day_that_does_not_exist_is_told_not_a_500(staff_client: Client, since: str) -> None:
+    UserCreatedFactory()
+    url = reverse("admin:events_delivery_replay_since", args=[CRM])
+
+    response = staff_client.post(url, {"since": since}, follow=True)
+
+    assert response.status_code == 200
+    assert "Give the date to replay since (YYYY-MM-DD)." in response.text
+    assert not AuditEntry.objects.filter(action="deliveries.replayed").exists()
+
+
 def test_replay_all_failed_needs_a_staff_login(client: Client) -> None:
     response = client.post(reverse("admin:events_delivery_replay_failed", args=[CRM]))
 
