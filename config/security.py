@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -31,6 +32,32 @@ def refuse_unsafe_redis_url(url: str) -> None:
         raise ImproperlyConfigured("REDIS_URL must be rediss:// (TLS) in production unless Redis is on this machine.")
 
 
+# Cloud metadata services by address (AWS, GCP and Azure on IPv4 and AWS's IPv6, Alibaba's).
+METADATA_ADDRESSES = {
+    ipaddress.ip_address("169.254.169.254"),
+    ipaddress.ip_address("fd00:ec2::254"),
+    ipaddress.ip_address("100.100.100.200"),
+}
+
+
+def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Return the address host spells, in any notation a resolver accepts, or None for a name.
+
+    `2130706433`, `0x7f000001`, `0177.0.0.1`, `127.1` and `0` are all IPv4 to inet_aton (and so to
+    the HTTP client); an IPv4-mapped IPv6 address is judged as the IPv4 address it carries.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def refuse_unsafe_crm_url(url: str) -> None:
     """Raise ImproperlyConfigured unless url is https to a host that is not local or a metadata service."""
     if not url:
@@ -39,13 +66,15 @@ def refuse_unsafe_crm_url(url: str) -> None:
     host = (parts.hostname or "").rstrip(".").lower()
     if parts.scheme != "https":
         raise ImproperlyConfigured("CRM_API_URL must be an https:// URL in production.")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
+    address = host_address(host)
     if (
         host in FORBIDDEN_CRM_HOSTS
         or host.endswith(".localhost")
-        or (address is not None and (address.is_loopback or address.is_link_local or address.is_unspecified))
+        or (
+            address is not None
+            and (
+                address.is_loopback or address.is_link_local or address.is_unspecified or address in METADATA_ADDRESSES
+            )
+        )
     ):
         raise ImproperlyConfigured("CRM_API_URL must not name a loopback, link-local or metadata address.")

@@ -148,6 +148,29 @@ def test_production_refuses_a_crm_url_that_is_not_https_to_a_remote_host(url: st
         refuse_unsafe_crm_url(url)
 
 
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2130706433", "0x7f000001", "0177.0.0.1", "127.1", "0", "0.0.0.0", "[::ffff:169.254.169.254]",
+        "[::ffff:127.0.0.1]", "[fd00:ec2::254]", "[::1]", "169.254.169.254", "2852039166", "100.100.100.200",
+    ],
+)  # fmt: skip
+def test_production_refuses_a_crm_url_naming_a_local_or_metadata_address_in_any_notation(host: str) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.security import refuse_unsafe_crm_url
+
+    with pytest.raises(ImproperlyConfigured, match="loopback, link-local or metadata"):
+        refuse_unsafe_crm_url(f"https://{host}/api")
+
+
+@pytest.mark.parametrize("host", ["crm.example.com", "203.0.113.7", "[2001:db8::7]", "10.0.0.8"])
+def test_production_accepts_a_crm_url_on_another_machine(host: str) -> None:
+    from config.security import refuse_unsafe_crm_url
+
+    refuse_unsafe_crm_url(f"https://{host}/api")
+
+
 def test_production_accepts_an_https_crm_url() -> None:
     from config.security import refuse_unsafe_crm_url
 
