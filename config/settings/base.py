@@ -264,6 +264,8 @@ CRM_API_KEY = env.str("CRM_API_KEY", default="")
 CRM_BACKEND = "crm.backends.http.CRMBackend" if CRM_API_URL else "crm.backends.local.CRMBackend"
 CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=3.05)
 CRM_READ_TIMEOUT = env.float("CRM_READ_TIMEOUT", default=10.0)
+# The most one CRM request may take in all, however slowly the CRM trickles its answer.
+CRM_TOTAL_TIMEOUT = env.float("CRM_TOTAL_TIMEOUT", default=15.0)
 
 # LOGGING
 LOGGING = {

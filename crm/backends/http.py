@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -60,10 +61,37 @@ class CRMBackend(BaseCRMBackend):
             raise CRMPermanentError("CRM_API_URL and CRM_API_KEY must both be set for the HTTP CRM backend")
         self.base_url = settings.CRM_API_URL.rstrip("/")
         self.api_key = settings.CRM_API_KEY
-        self.timeout = (settings.CRM_CONNECT_TIMEOUT, settings.CRM_READ_TIMEOUT)
+        # A total deadline besides the per-read one: a CRM that trickles its answer a byte at a
+        # time never lets a read time out. urllib3 gives the connect and the wait for the answer
+        # what is left of it; the body is read against it here. (Headers trickled a byte at a
+        # time are bounded only by the read timeout per byte: not yet fixed.)
+        self.deadline = settings.CRM_TOTAL_TIMEOUT
+        self.timeout = urllib3.Timeout(
+            connect=settings.CRM_CONNECT_TIMEOUT, read=settings.CRM_READ_TIMEOUT, total=self.deadline
+        )
+
+    @staticmethod
+    def _read_body(response: requests.Response, *, until: float) -> str:
+        """Read at most RESPONSE_BODY_KEPT bytes of the answer, and stop at the deadline however it trickles."""
+        chunks: list[bytes] = []
+        kept = 0
+        try:
+            while kept < RESPONSE_BODY_KEPT:
+                if time.monotonic() > until:
+                    raise requests.Timeout("the CRM's answer outlasted the deadline")
+                # read1: what one receive brings (read would wait for all it asks for).
+                chunk = response.raw.read1(min(512, RESPONSE_BODY_KEPT - kept), decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                kept += len(chunk)
+        finally:
+            response.close()
+        return b"".join(chunks).decode("utf-8", "replace")
 
     def upsert_contact(self, contact: Contact, *, idempotency_key: str) -> SyncResult:
         """PUT the contact; map the answer onto synced, transient or permanent."""
+        started = time.monotonic()
         try:
             response = (_session.get() or requests).put(
                 f"{self.base_url}/contacts/{contact.user_id}",
@@ -79,8 +107,7 @@ class CRMBackend(BaseCRMBackend):
                 # Read at most RESPONSE_BODY_KEPT bytes of the answer, however large it is.
                 stream=True,
             )
-            body = response.raw.read(RESPONSE_BODY_KEPT, decode_content=True).decode("utf-8", "replace")
-            response.close()
+            body = self._read_body(response, until=started + self.deadline)
         except requests.Timeout as error:
             raise CRMTransientError(f"CRM timed out: {type(error).__name__}") from error
         except requests.ConnectionError as error:

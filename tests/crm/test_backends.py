@@ -1,6 +1,11 @@
 from __future__ import annotations
 
 import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -95,8 +100,48 @@ def test_http_backend_always_sets_connect_and_read_timeouts(settings) -> None:
 
     backend = HTTPBackend()
 
-    connect, read = backend.timeout
-    assert connect > 0 and read > 0
+    assert backend.timeout.connect_timeout > 0 and backend.timeout.read_timeout > 0
+    assert backend.timeout.total >= backend.timeout.read_timeout
+
+
+@contextmanager
+def trickling_crm(*, head: bytes) -> Iterator[str]:
+    """A CRM that sends head, then one more byte every 0.2 s for as long as the client listens."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            try:
+                connection.sendall(head)
+                while not stop.wait(0.2):
+                    connection.sendall(b"x")
+            except OSError:
+                pass  # the client gave up: what the test wants
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        server.close()
+
+
+def test_http_backend_gives_up_on_a_crm_that_trickles_its_answer(settings) -> None:
+    # given: each byte well within the read timeout, the whole answer never
+    settings.CRM_READ_TIMEOUT = 0.5
+    settings.CRM_TOTAL_TIMEOUT = 1.5
+    with trickling_crm(head=b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n") as url:
+        settings.CRM_API_URL = url
+        started = time.monotonic()
+
+        # when / then: a transient failure at about the deadline, not when the CRM stops
+        with pytest.raises(CRMTransientError, match="timed out"):
+            HTTPBackend().upsert_contact(CONTACT, idempotency_key=KEY)
+    assert time.monotonic() - started < 4
 
 
 def test_http_backend_refuses_to_run_without_a_key(settings) -> None:
