@@ -266,6 +266,9 @@ CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=3.05)
 CRM_READ_TIMEOUT = env.float("CRM_READ_TIMEOUT", default=10.0)
 # The most one CRM request may take in all, however slowly the CRM trickles its answer.
 CRM_TOTAL_TIMEOUT = env.float("CRM_TOTAL_TIMEOUT", default=15.0)
+# Refuse to connect to a CRM whose name resolves to this machine, its link-local network or a
+# cloud's metadata service (production.py turns it on; the tests' CRM listens on 127.0.0.1).
+CRM_REFUSE_LOCAL_ADDRESSES = False
 
 # LOGGING
 LOGGING = {

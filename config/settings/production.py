@@ -18,6 +18,8 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # The contact's e-mail and name go to CRM_API_URL: refuse to start if it could be intercepted.
 refuse_unsafe_crm_url(CRM_API_URL)
+# ... and refuse, at every connection, an address its name resolves to then (DNS changes, or is made to).
+CRM_REFUSE_LOCAL_ADDRESSES = True
 # Whoever can write to Redis can ring, flood or wipe the queues: a password, and TLS across a network.
 refuse_unsafe_redis_url(REDIS_URL)
 
