@@ -118,7 +118,8 @@ class UserAdmin(DjangoUserAdmin):
     def _password(self, object_id: str) -> tuple[int, str] | None:
         """Return the id and password hash of the user object_id names, None if it names none."""
         try:
-            return User.objects.filter(pk=unquote(object_id)).values_list("pk", "password").first()
+            # Locked until the view's transaction ends: no other change of the hash can pass for this one.
+            return User.objects.select_for_update().filter(pk=unquote(object_id)).values_list("pk", "password").first()
         except (ValueError, ValidationError):
             return None
 
