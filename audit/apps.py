@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class AuditConfig(AppConfig):
-    """Consumer: an append-only audit entry for every user created, change of privileges and operator action."""
+    """Consumer: an append-only audit entry per user created, privileges changed, password set and operator act."""
 
     name = "audit"
     verbose_name = "Audit log"

@@ -30,6 +30,7 @@ class AuditEntry(models.Model):
         CONSUMER_PAUSED = "consumer.paused", "Consumer paused"
         CONSUMER_RESUMED = "consumer.resumed", "Consumer resumed"
         DELIVERIES_REPLAYED = "deliveries.replayed", "Deliveries replayed"
+        PASSWORD_SET = "user.password_set", "Password set by another"
 
     action = models.CharField(max_length=64, choices=Action.choices)
     # Plain ids, not foreign keys: an entry stays, unchanged, when the user it names is deleted.

@@ -71,3 +71,21 @@ def test_user_privileges_changed_round_trips_through_json() -> None:
     event = UserPrivilegesChanged(user_id=3, actor_id=1, changes={"is_staff": [False, True]})
 
     assert UserPrivilegesChanged.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+
+
+def test_a_user_privileges_changed_stored_before_its_source_was_is_the_admin_s() -> None:
+    from users.events import UserPrivilegesChanged
+
+    stored = UserPrivilegesChanged(user_id=3, actor_id=1, changes={}, source="service").to_dict()
+    del stored["source"]
+
+    assert UserPrivilegesChanged.from_dict(stored).source == "admin"
+
+
+def test_user_password_set_round_trips_through_json_and_holds_no_password() -> None:
+    from users.events import UserPasswordSet
+
+    event = UserPasswordSet(user_id=3, actor_id=None, source="cli", usable=False)
+
+    assert UserPasswordSet.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+    assert set(event.to_dict()) == {"event_id", "occurred_at", "user_id", "actor_id", "source", "usable", "version"}
