@@ -1,4 +1,4 @@
-"""Django's changepassword, audited: the password set is recorded (never the password) with the user's change."""
+"""Django's changepassword, audited: that the password was set is recorded (never the password) once it is."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ class Command(changepassword.Command):
     """Change a user's password, and record in the audit log that it was set from the command line."""
 
     def handle(self, *args: Any, **options: Any) -> str:
-        # One transaction with the new hash: the audit's event commits with it or not at all.
+        # Not one transaction with the new hash: SQLite's BEGIN IMMEDIATE would hold the database's write
+        # lock (every signup and drain) while the operator types. The record follows the hash's commit.
+        result = super().handle(*args, **options)
+        user = User._default_manager.using(options["database"]).get(
+            **{User.USERNAME_FIELD: options["username"] or getpass.getuser()}
+        )
         with transaction.atomic(using=options["database"]):
-            result = super().handle(*args, **options)
-            user = User._default_manager.using(options["database"]).get(
-                **{User.USERNAME_FIELD: options["username"] or getpass.getuser()}
-            )
             # Whoever runs it on the server: the audit cannot name them, only that it was not the user online.
             user_password_set_record(user=user, actor=None, source="cli", usable=True)
         return result
