@@ -59,6 +59,26 @@ def test_admin_add_form_applies_validators_and_creates_nothing(
     assert captured_events == []
 
 
+@pytest.mark.parametrize(
+    "email, message",
+    [
+        ("root@localhost", "not a local name"),
+        ("x@[127.0.0.1]", "not on an IP address"),
+        ('"a@b"@example.com', "cannot be quoted"),
+        ("ann%evil.com@example.com", "cannot be quoted"),
+    ],
+)
+def test_admin_add_form_refuses_an_address_the_project_should_never_mail(
+    staff_client: Client, captured_events: list[UserCreated], password: str, email: str, message: str
+) -> None:
+    response = staff_client.post(ADD_URL, {"email": email, "name": "", "password1": password, "password2": password})
+
+    assert response.status_code == 200
+    assert message in str(response.context["adminform"].form.errors["email"])
+    assert not User.objects.filter(email=email).exists()
+    assert captured_events == []
+
+
 def test_admin_edit_emits_nothing(
     staff_client: Client, django_capture_on_commit_callbacks, captured_events: list[UserCreated]
 ) -> None:
