@@ -145,3 +145,17 @@ def test_an_address_the_project_should_never_mail_is_refused(email: str, message
 @pytest.mark.parametrize("email", ["o'brien@example.com", "ann+news@example.com", "a.b-c_d@sub.example.co.uk"])
 def test_plain_addresses_with_signs_are_kept(email: str) -> None:
     assert user_create(email=email, password=PASSWORD).email == email
+
+
+def test_the_login_form_s_normalisation_never_changes_an_address_s_canonical_form() -> None:
+    # The limits see the raw POST, the login lookup what Django's form made of it (stripped, NFKC):
+    # for every character of the BMP, at the ends and inside either part, both have one identity.
+    differing = [
+        f"U+{code:04X} in {spelling!r}"
+        for code in range(0x10000)
+        for spelling in (f"{chr(code)}ann@example.com", f"an{chr(code)}n@example.com", f"ann@exam{chr(code)}ple.com")
+        + (f"ann@example.com{chr(code)}",)
+        if canonical_email(spelling) != canonical_email(unicodedata.normalize("NFKC", spelling.strip()))
+    ]
+
+    assert differing == []
