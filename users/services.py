@@ -12,18 +12,21 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 
 from events.api import publish
 from users.events import UserCreated, UserCreationSource, UserPasswordSet, UserPrivilegesChanged
 from users.models import User
 from users.signals import user_created, user_password_set, user_privileges_changed
+from users.validators import canonical_email
 
 EMAIL_TAKEN_MESSAGE = "A user with that e-mail address already exists."
 
 
 def user_email_is_taken(*, email: str) -> bool:
-    """Return whether a user has this e-mail address in any letter case."""
-    return User.objects.filter(email__iexact=email).exists()
+    """Return whether a user has this e-mail address in any spelling of it (its canonical form)."""
+    identity = canonical_email(email)
+    return identity is not None and User.objects.alias(identity=Lower("email")).filter(identity=identity).exists()
 
 
 def user_create(

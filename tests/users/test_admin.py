@@ -65,6 +65,46 @@ def test_admin_add_form_applies_validators_and_creates_nothing(
     assert captured_events == []
 
 
+@pytest.mark.parametrize(
+    "email, message",
+    [
+        ("root@localhost", "not a local name"),
+        ("x@[127.0.0.1]", "not on an IP address"),
+        ('"a@b"@example.com', "cannot be quoted"),
+        ("ann%evil.com@example.com", "cannot be quoted"),
+    ],
+)
+def test_admin_add_form_refuses_an_address_the_project_should_never_mail(
+    staff_client: Client, captured_events: list[UserCreated], password: str, email: str, message: str
+) -> None:
+    response = staff_client.post(ADD_URL, {"email": email, "name": "", "password1": password, "password2": password})
+
+    assert response.status_code == 200
+    assert message in str(response.context["adminform"].form.errors["email"])
+    assert not User.objects.filter(email=email).exists()
+    assert captured_events == []
+
+
+def test_an_address_edited_in_the_admin_is_stored_in_its_one_form_and_its_owner_can_log_in(
+    staff_client: Client, password: str
+) -> None:
+    # given
+    user = UserFactory(email="ann@example.com")
+    change_url = reverse("admin:users_user_change", args=[user.pk])
+    form = staff_client.get(change_url).context["adminform"].form
+    data = {key: value for key, value in form.initial.items() if value is not None and key != "password"}
+    data |= {"email": " Ann@Straße.DE ", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"}
+
+    # when
+    response = staff_client.post(change_url, {k: v for k, v in data.items() if k != "last_login"})
+
+    # then
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    user.refresh_from_db()
+    assert user.email == "Ann@xn--strae-oqa.de"
+    assert Client().login(email="ann@straße.de", password=password)
+
+
 def test_admin_edit_emits_nothing(
     staff_client: Client, django_capture_on_commit_callbacks, captured_events: list[UserCreated]
 ) -> None:
