@@ -255,6 +255,7 @@ def test_production_turns_the_connect_guard_on() -> None:
         "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
         "DJANGO_ALLOWED_HOSTS": "relay.example.com",
         "CRM_API_URL": "https://crm.example.com/api",
+        "THROTTLE_TRUSTED_PROXIES": "0",
         "CRM_API_KEY": "crm-secret",
         "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
         "HOME": os.environ.get("HOME", "/tmp"),
