@@ -182,6 +182,46 @@ class WebServer(ManagedProcess):
         return response.status_code, time.perf_counter() - started
 
 
+def procfile_command(process: str) -> str:
+    """Return the Procfile's command line for process (e.g. "web")."""
+    for line in (BASE_DIR / "Procfile").read_text().splitlines():
+        if line.startswith(f"{process}:"):
+            return line.partition(":")[2].strip()
+    raise LookupError(f"The Procfile has no {process!r} process.")
+
+
+class ProductionWebServer(ManagedProcess):
+    """The web process exactly as the Procfile's `web` line starts it (a shell expands it), on a free port."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        super().__init__(
+            ["/bin/sh", "-c", f"exec {procfile_command('web')}"],
+            # The virtual environment's gunicorn, as a deployment has it on its PATH.
+            env={
+                **env,
+                "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', os.environ['PATH'])}",
+                "PORT": str(self.port),
+            },
+            log_path=log_path,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, *, timeout: float = 60.0) -> ProductionWebServer:
+        """Wait until /healthz answers (the master listens before its workers have loaded Django)."""
+
+        def answers() -> bool:
+            if not self.alive():
+                raise AssertionError(f"The web process exited. {self.log()}")
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(answers, timeout=timeout, describe=self.log)
+        return self
+
+
 def wait_until(condition: Callable[[], bool], *, timeout: float, describe: Callable[[], str] = lambda: "") -> None:
     """Poll condition until it holds, failing with describe() after timeout seconds."""
     deadline = time.monotonic() + timeout

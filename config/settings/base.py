@@ -37,8 +37,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-# Persistent connections (web and worker; in the worker Celery keeps them only with
-# CELERY_DB_REUSE_MAX, below, and config/celery_app.py applies CONN_MAX_AGE and health checks).
+# Persistent connections in the worker (Celery keeps them only with CELERY_DB_REUSE_MAX, below,
+# and config/celery_app.py applies CONN_MAX_AGE and health checks); the ASGI web process opens one
+# per request instead (config/asgi.py).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -339,6 +340,9 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "config.reporting.SafeReporterFilter"
 # REQUEST LIMITS: the project takes no uploads; every body, file parts included, is capped.
 REQUEST_BODY_MAX_BYTES = env.int("DJANGO_REQUEST_BODY_MAX_BYTES", default=256 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
+# Seconds the web process (config/asgi.py) waits for a request's whole body before answering 408:
+# a client trickling a body holds a connection no longer than this.
+REQUEST_BODY_TIMEOUT = env.float("DJANGO_REQUEST_BODY_TIMEOUT", default=30.0)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 DATA_UPLOAD_MAX_NUMBER_FILES = 0
 
