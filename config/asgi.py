@@ -24,5 +24,8 @@ warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume sy
 django_application = get_asgi_application()
 
 application = RequestBodyBuffer(
-    django_application, max_bytes=settings.REQUEST_BODY_MAX_BYTES, timeout=settings.REQUEST_BODY_TIMEOUT
+    django_application,
+    max_bytes=settings.REQUEST_BODY_MAX_BYTES,
+    timeout=settings.REQUEST_BODY_TIMEOUT,
+    concurrency=settings.REQUEST_CONCURRENCY,
 )

@@ -5,7 +5,8 @@ Django's ASGI handler reads the whole body, to a temporary file, before any midd
 its bytes. Here a body declared larger than REQUEST_BODY_MAX_BYTES is refused before a byte of it
 is read, a body that grows past it (chunked) as soon as it does, and a body that has not arrived
 within REQUEST_BODY_TIMEOUT seconds (a client trickling it) is answered 408. Only then does Django,
-and the thread its synchronous views run in, take the request.
+and the thread its synchronous views run in, take the request: at most REQUEST_CONCURRENCY at once
+in a process, the others wait their turn in the event loop.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ logger = logging.getLogger(__name__)
 
 
 class RequestBodyBuffer:
-    """Hand Django a request only once its body is in: at most max_bytes, within timeout seconds."""
+    """Hand Django a request once its body is in (max_bytes, within timeout s), `concurrency` requests at a time."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout: float) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout: float, concurrency: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        # Django runs each request in a thread of its own, with its own database connection: without
+        # a bound, a burst of requests would take as many threads and connections as it has requests.
+        self.slots = asyncio.Semaphore(concurrency)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,7 +83,25 @@ class RequestBodyBuffer:
             # Django keeps listening for the client to go away while the view runs.
             return await receive()
 
-        await self.app(scope, replay, send)
+        await self.slots.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.slots.release()
+
+        async def send_then_release(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # The view has answered: a client reading the body slowly holds no slot.
+                release()
+            await send(message)
+
+        try:
+            await self.app(scope, replay, send_then_release)
+        finally:
+            release()
 
 
 def _content_length(scope: Scope) -> int | None:

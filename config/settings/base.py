@@ -343,6 +343,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_BODY_MAX_BYTES
 # Seconds the web process (config/asgi.py) waits for a request's whole body before answering 408:
 # a client trickling a body holds a connection no longer than this.
 REQUEST_BODY_TIMEOUT = env.float("DJANGO_REQUEST_BODY_TIMEOUT", default=30.0)
+# Requests each web worker process runs in Django at once, a thread and a database connection
+# each (config/asgi.py); the others wait, their bodies read, until one has answered.
+REQUEST_CONCURRENCY = env.int("DJANGO_REQUEST_CONCURRENCY", default=8)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 200
 DATA_UPLOAD_MAX_NUMBER_FILES = 0
 

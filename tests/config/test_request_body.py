@@ -48,7 +48,7 @@ def serve(
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/signup/", "headers": headers}
-    buffer = RequestBodyBuffer(app, max_bytes=MAX_BYTES, timeout=timeout)
+    buffer = RequestBodyBuffer(app, max_bytes=MAX_BYTES, timeout=timeout, concurrency=4)
     asyncio.run(asyncio.wait_for(buffer(scope, receive, send), timeout=10))
     return app, sent, pending
 
@@ -124,3 +124,92 @@ def test_a_client_gone_before_its_body_is_in_is_not_answered() -> None:
 
     assert sent == []
     assert app.bodies == []
+
+
+class SlowApp:
+    """An ASGI app whose view takes `think` seconds, then whose response body waits for `reader`."""
+
+    def __init__(self, *, think: float, reader: asyncio.Event | None = None) -> None:
+        self.think = think
+        self.reader = reader
+        self.running = 0
+        self.most_running = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        await asyncio.sleep(self.think)
+        self.running -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        if self.reader is not None:
+            await self.reader.wait()  # a client that does not read its answer
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def run_requests(buffer: RequestBodyBuffer, count: int, *, within: float) -> list[int]:
+    """Run count requests at once through buffer; return their statuses (finished within `within` s)."""
+
+    async def one() -> int:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await buffer({"type": "http", "path": "/", "headers": []}, receive, send)
+        return sent[0]["status"]
+
+    async def every() -> list[int]:
+        return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(count))), timeout=within)
+
+    return asyncio.run(every())
+
+
+def test_no_more_requests_than_the_concurrency_run_in_the_app_at_once() -> None:
+    # given
+    app = SlowApp(think=0.05)
+    buffer = RequestBodyBuffer(app, max_bytes=MAX_BYTES, timeout=5, concurrency=2)
+
+    # when
+    statuses = run_requests(buffer, 10, within=5)
+
+    # then: every one was answered, two at a time
+    assert statuses == [200] * 10
+    assert app.most_running == 2
+
+
+def test_a_client_reading_its_answer_slowly_holds_no_slot() -> None:
+    # given: one slot, and answers whose bodies wait for a reader that comes only once every view ran
+    reader = asyncio.Event()
+    app = SlowApp(think=0.01, reader=reader)
+    buffer = RequestBodyBuffer(app, max_bytes=MAX_BYTES, timeout=5, concurrency=1)
+    answered: list[int] = []
+
+    async def request() -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answered.append(message["status"])
+
+        await buffer({"type": "http", "path": "/", "headers": []}, receive, send)
+
+    async def scenario() -> None:
+        requests = asyncio.gather(*(request() for _ in range(3)))
+        try:
+            async with asyncio.timeout(5):
+                while len(answered) < 3:
+                    await asyncio.sleep(0.01)
+        finally:
+            reader.set()
+            await requests
+
+    # when
+    asyncio.run(scenario())
+
+    # then: all three views answered while the first answers' bodies were still unread
+    assert answered == [200, 200, 200]
