@@ -149,3 +149,9 @@ def test_the_heartbeat_claims_only_the_queues_the_consumer_consumes_at_that_mome
     # then
     assert consuming(parent) == {queue}
     assert queues_consumed([queue, other]) == {queue}
+
+
+def test_workers_take_no_remote_control() -> None:
+    # Whoever reaches Redis could otherwise stop them, cancel their queues or read their settings
+    # (tests/faults/test_broker_access_faults.py sends them the commands).
+    assert app.conf.worker_enable_remote_control is False
