@@ -27,6 +27,7 @@ import functools
 import inspect
 import json
 import logging
+import sys
 import sysconfig
 import time
 from dataclasses import dataclass
@@ -34,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from celery import current_app
-from django.apps import apps
 from django.conf import settings
 from kombu.compression import decompress
 from kombu.exceptions import ContentDisallowed, DecodeError
@@ -168,22 +168,23 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-@functools.cache
-def project_packages() -> frozenset[str]:
-    """The top-level packages of the project's own Django apps (under BASE_DIR, not installed libraries)."""
-    base = Path(settings.BASE_DIR).resolve()
-    libraries = {Path(sysconfig.get_path(name)).resolve() for name in ("purelib", "platlib")}
-
-    def own(path: Path) -> bool:
-        return path.is_relative_to(base) and not any(path.is_relative_to(library) for library in libraries)
-
-    return frozenset(config.name.split(".")[0] for config in apps.get_app_configs() if own(Path(config.path).resolve()))
-
-
 def is_project_task(task: Any) -> bool:
     """Tell whether task is one the project defines (not Celery's or a library's)."""
-    module = getattr(task.run, "__module__", None) or type(task).__module__
-    return module.split(".")[0] in project_packages()
+    return is_project_module(getattr(task.run, "__module__", None) or type(task).__module__)
+
+
+@functools.cache
+def is_project_module(name: str) -> bool:
+    """Tell whether the module named name is the project's own: under BASE_DIR, not an installed library."""
+    module = sys.modules.get(name)
+    filename = getattr(module, "__file__", None)
+    if filename is None:
+        return False
+    path = Path(filename).resolve()
+    libraries = {Path(sysconfig.get_path(kind)).resolve() for kind in ("purelib", "platlib")}
+    return path.is_relative_to(Path(settings.BASE_DIR).resolve()) and not any(
+        path.is_relative_to(library) for library in libraries
+    )
 
 
 def check_arguments(task: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
