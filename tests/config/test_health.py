@@ -284,6 +284,10 @@ def test_readyz_names_a_queue_a_real_worker_stopped_consuming_within_a_beat(
         wait_until(lambda: answered(503), timeout=30, describe=lambda: f"{answers[-3:]}\n{worker.log()[-3000:]}")
         seen_after = time.monotonic() - cancelled
         still_consumed = consumed(expected_queues())
+
+        # and when it shuts down (SIGTERM, warm)
+        worker.stop()
+        after_shutdown = consumed(expected_queues())
     finally:
         worker.stop()
 
@@ -292,6 +296,8 @@ def test_readyz_names_a_queue_a_real_worker_stopped_consuming_within_a_beat(
     assert answers[-1][1]["checks"]["worker"] == {"status": "fail", "reason": f"no worker consuming {CRM}"}
     assert seen_after < HEARTBEAT_EVERY + 4
     assert still_consumed == set(expected_queues()) - {CRM}
+    # a worker that stops says so: its queues are not counted for three more beats
+    assert after_shutdown == set()
 
 
 @pytest.mark.django_db
