@@ -21,6 +21,7 @@ from devtools.redis_server import RedisServer, free_port
 from events.doorbells import broker_redis
 from events.models import SweepRun
 from events.worker import HEARTBEAT_EVERY, HEARTBEAT_KEY, consumed, expected_queues, heartbeat
+from tests.events.operator.test_metrics import scrape, value
 
 CRM = "crm.sync_contact"
 ALL_OK = {name: {"status": "ok"} for name in ("database", "redis", "worker", "sweep")}
@@ -284,6 +285,7 @@ def test_readyz_names_a_queue_a_real_worker_stopped_consuming_within_a_beat(
         wait_until(lambda: answered(503), timeout=30, describe=lambda: f"{answers[-3:]}\n{worker.log()[-3000:]}")
         seen_after = time.monotonic() - cancelled
         still_consumed = consumed(expected_queues())
+        metrics = scrape(client)
 
         # and when it shuts down (SIGTERM, warm)
         worker.stop()
@@ -296,6 +298,9 @@ def test_readyz_names_a_queue_a_real_worker_stopped_consuming_within_a_beat(
     assert answers[-1][1]["checks"]["worker"] == {"status": "fail", "reason": f"no worker consuming {CRM}"}
     assert seen_after < HEARTBEAT_EVERY + 4
     assert still_consumed == set(expected_queues()) - {CRM}
+    assert {queue: value(metrics, "relay_queue_consumed", queue=queue) for queue in expected_queues()} == {
+        queue: 0.0 if queue == CRM else 1.0 for queue in expected_queues()
+    }
     # a worker that stops says so: its queues are not counted for three more beats
     assert after_shutdown == set()
 
