@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import tempfile
 import time
@@ -94,12 +95,12 @@ class Bench:
         }
 
     def worker(self, *, concurrency: int = 2, wait: bool = True, app: str = "config", **env: str) -> ManagedProcess:
-        """Start `celery -A config worker` (or another app), by default waiting until it answers a ping."""
+        """Start `celery -A config worker` (or another app), by default until its heartbeat claims every queue."""
         log = self.work_dir / f"worker-{time.monotonic_ns()}.log"
         process = celery_worker(env=self.env(**env), log_path=log, concurrency=concurrency, loglevel="WARNING", app=app)
         process.start()
         if wait:
-            # At WARNING the worker prints nothing when ready: use Celery's own ping.
+            # At WARNING the worker prints nothing when ready.
             wait_until(lambda: _worker_answers(process), timeout=60, describe=process.log)
         return process
 
@@ -116,14 +117,19 @@ class Bench:
 
 
 def _worker_answers(process: ManagedProcess) -> bool:
-    from celery import current_app
+    import redis
+
+    from events.doorbells import broker_redis
+    from events.worker import PRESENCE_KEY, expected_queues
 
     if not process.alive():
         raise RuntimeError(f"worker exited:\n{process.log()}")
+    # Workers take no remote control (no ping): this one is ready once its heartbeat claims every queue.
+    hostname = process.argv[process.argv.index("--hostname") + 1].replace("%h", socket.gethostname())
     try:
-        return bool(current_app.control.ping(timeout=0.5))
-    except (OSError, current_app.connection_for_read().connection_errors):
-        # A connection to a Redis restarted since (the recovery benchmark): the next try gets a new one.
+        return all(broker_redis().exists(PRESENCE_KEY.format(queue, hostname)) for queue in expected_queues())
+    except (redis.RedisError, OSError):
+        # A connection to a Redis restarted since (the recovery benchmark): the next try reconnects.
         return False
 
 

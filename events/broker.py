@@ -7,6 +7,11 @@ Redis could stop every side effect. This transport checks each item before kombu
 an unreadable one is pushed, raw, onto a dead-letter list (`DEAD_LETTER_KEY`), logged by queue,
 size and reason only (never its content), and the worker goes on with the next item.
 
+Readable is not enough: a task message is admitted only when it names one of the project's own
+tasks (none of Celery's built-ins, such as celery.starmap, which runs any task with any
+arguments), carries no callbacks, chain or chord, and its arguments bind to the task's signature
+with the JSON types it takes. Anything else is set aside the same way, and nothing of it runs.
+
 When Redis dies while a worker holds unacknowledged messages (prefetched doorbells, countdowns),
 Celery's clean-up can close the consuming channel after kombu let go of the connection, and kombu's
 restore of those messages then raises AttributeError, which stops the worker (docs/upstream/
@@ -18,13 +23,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import inspect
 import json
 import logging
+import sys
+import sysconfig
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from celery import current_app
+from django.conf import settings
 from kombu.compression import decompress
 from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.serialization import loads, prepare_accept_content
@@ -99,6 +110,11 @@ def check_task(envelope: dict[str, Any]) -> None:
     app = current_app
     if name not in app.tasks:
         raise Unreadable("unknown task")
+    task = app.tasks[name]
+    if not is_project_task(task):
+        # Celery's built-ins (celery.starmap, celery.accumulate, celery.chord_unlock...) run any
+        # task with any arguments, or echo them back: the project sends none of them.
+        raise Unreadable("not one of the project's tasks")
     body = envelope.get("body", "")
     if envelope["properties"].get("body_encoding") == "base64":
         try:
@@ -130,6 +146,75 @@ def check_task(envelope: dict[str, Any]) -> None:
         and isinstance(arguments[2], dict)
     ):
         raise Unreadable("body is not a task's arguments")
+    args, kwargs, embed = arguments
+    if any(embed.get(key) for key in WORKFLOW_KEYS):
+        # The project sends each task on its own; a callback or chain would be a second task,
+        # run on the word of the message.
+        raise Unreadable("the task carries callbacks, a chain or a chord")
+    check_arguments(task, list(args), kwargs)
+
+
+# What a task message's third part may hold to make Celery run more than the task it names.
+WORKFLOW_KEYS = ("callbacks", "errbacks", "chain", "chord")
+# The JSON types a task's parameter may be annotated with, by the name its annotation gives.
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "None": (type(None),),
+    "list": (list,),
+    "dict": (dict,),
+}
+
+
+def is_project_task(task: Any) -> bool:
+    """Tell whether task is one the project defines (not Celery's or a library's)."""
+    return is_project_module(getattr(task.run, "__module__", None) or type(task).__module__)
+
+
+@functools.cache
+def is_project_module(name: str) -> bool:
+    """Tell whether the module named name is the project's own: under BASE_DIR, not an installed library."""
+    module = sys.modules.get(name)
+    filename = getattr(module, "__file__", None)
+    if filename is None:
+        return False
+    path = Path(filename).resolve()
+    libraries = {Path(sysconfig.get_path(kind)).resolve() for kind in ("purelib", "platlib")}
+    return path.is_relative_to(Path(settings.BASE_DIR).resolve()) and not any(
+        path.is_relative_to(library) for library in libraries
+    )
+
+
+def check_arguments(task: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Raise Unreadable unless args and kwargs bind to task's signature, each of a type it takes."""
+    signature = inspect.signature(task.run)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        raise Unreadable("arguments do not fit the task") from None
+    for name, value in bound.arguments.items():
+        parameter = signature.parameters[name]
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        allowed = _json_types(parameter.annotation)
+        if allowed is not None and (
+            not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)
+        ):
+            raise Unreadable(f"argument {name} is not of the type the task takes")
+
+
+def _json_types(annotation: Any) -> tuple[type, ...] | None:
+    # Annotations are strings here (from __future__ import annotations): read "int | None" by its
+    # names; an annotation of any other type is left to the task.
+    if annotation is inspect.Parameter.empty:
+        return None
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    names = [part.strip().split("[")[0] for part in text.split("|")]
+    if not all(name in JSON_TYPES for name in names):
+        return None
+    return tuple(kind for name in names for kind in JSON_TYPES[name])
 
 
 class QoS(kombu_redis.QoS):

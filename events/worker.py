@@ -8,8 +8,9 @@ pool process that drains it. Run their queues on workers of their own and the at
 consumers', `--consumers external` only theirs. Without the option a worker consumes every queue.
 
 The heartbeat: while a worker's consumer is connected and consuming, it says so in the broker's
-Redis every few seconds, one key per queue; readiness (/readyz) asks those keys, not a ping, so a
-worker alive but deaf (its consumer dead after a broker outage) is seen within seconds.
+Redis every few seconds, for each queue it consumes at that moment; readiness (/readyz) asks
+those keys, not a ping, so a worker alive but deaf (its consumer dead after a broker outage) is
+seen within three beats, and a queue the worker stopped consuming within one.
 """
 
 from __future__ import annotations
@@ -31,14 +32,23 @@ logger = logging.getLogger(__name__)
 KINDS = ("all", "atomic", "external")
 # A consuming worker renews its queues' keys this often; a key lives three beats.
 HEARTBEAT_EVERY = 5
+# Per queue, the set of workers that said they consume it (the set lives as long as one beats)...
 HEARTBEAT_KEY = "events:consuming:{}"
+# ...and per queue and worker, the word of that worker, which lives three beats unless renewed.
+PRESENCE_KEY = "events:consuming:{}:{}"
 
 
-def heartbeat(*, queues: Iterable[str], worker: str) -> None:
-    """Say that worker consumes queues now."""
+def heartbeat(*, queues: Iterable[str], worker: str, stopped: Iterable[str] = ()) -> None:
+    """Say that worker consumes queues now, and no longer consumes stopped."""
+    ttl = HEARTBEAT_EVERY * 3
     with broker_redis().pipeline() as pipe:
         for queue in queues:
-            pipe.set(HEARTBEAT_KEY.format(queue), worker, ex=HEARTBEAT_EVERY * 3)
+            pipe.set(PRESENCE_KEY.format(queue, worker), 1, ex=ttl)
+            pipe.sadd(HEARTBEAT_KEY.format(queue), worker)
+            pipe.expire(HEARTBEAT_KEY.format(queue), ttl)
+        for queue in stopped:
+            pipe.delete(PRESENCE_KEY.format(queue, worker))
+            pipe.srem(HEARTBEAT_KEY.format(queue), worker)
         pipe.execute()
 
 
@@ -48,20 +58,50 @@ def expected_queues() -> list[str]:
 
 
 def consumed(queues: Iterable[str]) -> set[str]:
-    """Return those of queues some worker said it consumed within the last three beats."""
+    """Return those of queues some live worker said it consumes (within its last three beats, and not since stopped)."""
     names = list(queues)
-    answers = broker_redis().mget([HEARTBEAT_KEY.format(queue) for queue in names]) if names else []
-    return {queue for queue, answer in zip(names, answers, strict=True) if answer}
+    if not names:
+        return set()
+    client = broker_redis()
+    with client.pipeline(transaction=False) as pipe:
+        for queue in names:
+            pipe.smembers(HEARTBEAT_KEY.format(queue))
+        members = [
+            (queue, worker.decode()) for queue, workers in zip(names, pipe.execute(), strict=True) for worker in workers
+        ]
+    if not members:
+        return set()
+    with client.pipeline(transaction=False) as pipe:
+        for queue, worker in members:
+            pipe.exists(PRESENCE_KEY.format(queue, worker))
+        alive = pipe.execute()
+    gone = [(queue, worker) for (queue, worker), present in zip(members, alive, strict=True) if not present]
+    if gone:
+        # A worker that died without a word: its presence expired; forget it here.
+        with client.pipeline(transaction=False) as pipe:
+            for queue, worker in gone:
+                pipe.srem(HEARTBEAT_KEY.format(queue), worker)
+            pipe.execute()
+    return {queue for (queue, _worker), present in zip(members, alive, strict=True) if present}
+
+
+def consuming(c: Any) -> set[str]:
+    """The queues c's task consumer consumes at this moment (a cancelled queue is not among them)."""
+    task_consumer = c.task_consumer
+    if task_consumer is None:
+        return set()
+    return {queue.name for queue in task_consumer.queues if task_consumer.consuming_from(queue)}
 
 
 class Heartbeat(bootsteps.StartStopStep):
-    """While the worker's consumer consumes (between its start and stop), beat for each of its queues."""
+    """While the worker's consumer consumes (between its start and stop), beat for each queue it consumes."""
 
     requires = ("celery.worker.consumer.tasks:Tasks",)
 
     def __init__(self, parent: Any, **options: Any) -> None:
         super().__init__(parent, **options)
         self._timer: Any = None
+        self._beating: set[str] = set()
 
     def start(self, c: Any) -> None:
         self._beat(c)
@@ -75,12 +115,21 @@ class Heartbeat(bootsteps.StartStopStep):
 
     def shutdown(self, c: Any) -> None:
         self.stop(c)
+        # A worker that stops says so, rather than being counted for three more beats.
+        self._write(c, queues=set())
 
     def _beat(self, c: Any) -> None:
+        # Asked of the consumer at each beat: a queue it stopped consuming (its consumer
+        # cancelled) is no longer claimed from this beat on.
+        self._write(c, queues=consuming(c))
+
+    def _write(self, c: Any, *, queues: set[str]) -> None:
         try:
-            heartbeat(queues=[queue.name for queue in c.task_consumer.queues], worker=c.hostname)
+            heartbeat(queues=sorted(queues), worker=c.hostname, stopped=sorted(self._beating - queues))
         except BROKER_ERRORS as error:
             logger.debug("Heartbeat not written (%s): the next beat tries again", type(error).__name__)
+            return
+        self._beating = queues
 
 
 class ConsumerSelection(bootsteps.Step):

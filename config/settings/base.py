@@ -233,6 +233,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TASK_IGNORE_RESULT = True
+# No result backend, so nothing to expire: without this beat would schedule Celery's built-in
+# celery.backend_cleanup daily, and the broker transport admits only the project's own tasks.
+CELERY_RESULT_EXPIRES = None
+# Remote control off: whoever reaches Redis could otherwise stop the workers (shutdown,
+# cancel_consumer, pool_shrink), change their limits, revoke, or read every setting (inspect
+# conf answers REDIS_URL with its password). Operators use process signals and /readyz (README).
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 # Doorbells are acknowledged on receipt and lose nothing if their worker dies (the rows are the
 # truth): a pool process may hold a few, so it never waits idle for the next one.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4

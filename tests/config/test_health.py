@@ -15,11 +15,13 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from config.celery_app import app as celery_app
 from devtools.processes import BASE_DIR, celery_worker, current_database_url, wait_until
 from devtools.redis_server import RedisServer, free_port
 from events.doorbells import broker_redis
 from events.models import SweepRun
-from events.worker import HEARTBEAT_EVERY, HEARTBEAT_KEY, expected_queues, heartbeat
+from events.worker import HEARTBEAT_EVERY, HEARTBEAT_KEY, consumed, expected_queues, heartbeat
+from tests.events.operator.test_metrics import scrape, value
 
 CRM = "crm.sync_contact"
 ALL_OK = {name: {"status": "ok"} for name in ("database", "redis", "worker", "sweep")}
@@ -253,6 +255,55 @@ def test_readyz_sees_a_real_worker(transactional_db: None, client: Client, tmp_p
     # then: readiness saw it within three heartbeats
     assert answers[-1][1]["checks"]["worker"] == {"status": "fail", "reason": "no worker consuming"}
     assert seen_after < 3 * HEARTBEAT_EVERY + 5
+
+
+def test_readyz_names_a_queue_a_real_worker_stopped_consuming_within_a_beat(
+    transactional_db: None, client: Client, tmp_path: Path
+) -> None:
+    # given: a real worker that still takes remote control (tests/remote_control_app.py), consuming every queue
+    swept(seconds_ago=1)
+    worker = celery_worker(
+        env={"DATABASE_URL": current_database_url(), "REDIS_URL": settings.REDIS_URL},
+        log_path=tmp_path / "worker.log",
+        concurrency=1,
+        app="tests.remote_control_app",
+    ).start()
+    answers: list[tuple[int, dict[str, object], float]] = []
+
+    def answered(status: int) -> bool:
+        swept(seconds_ago=1)
+        answers.append(readyz(client))
+        return answers[-1][0] == status
+
+    try:
+        worker.wait_for_output("ready.", timeout=60)
+        wait_until(lambda: answered(200), timeout=15, describe=lambda: f"{answers[-3:]}\n{worker.log()[-3000:]}")
+
+        # when: its consumer of one queue is cancelled (the process lives on, consuming the rest)
+        cancelled = time.monotonic()
+        replies = celery_app.control.cancel_consumer(CRM, reply=True, timeout=10, limit=1)
+        assert [list(reply.values())[0] for reply in replies] == [{"ok": f"no longer consuming from {CRM}"}]
+        wait_until(lambda: answered(503), timeout=30, describe=lambda: f"{answers[-3:]}\n{worker.log()[-3000:]}")
+        seen_after = time.monotonic() - cancelled
+        still_consumed = consumed(expected_queues())
+        metrics = scrape(client)
+
+        # and when it shuts down (SIGTERM, warm)
+        worker.stop()
+        after_shutdown = consumed(expected_queues())
+    finally:
+        worker.stop()
+
+    # then: within a beat (and a margin), not the three beats a heartbeat key lives
+    print(f"/readyz named the cancelled queue {seen_after:.1f} s after the cancel")
+    assert answers[-1][1]["checks"]["worker"] == {"status": "fail", "reason": f"no worker consuming {CRM}"}
+    assert seen_after < HEARTBEAT_EVERY + 4
+    assert still_consumed == set(expected_queues()) - {CRM}
+    assert {queue: value(metrics, "relay_queue_consumed", queue=queue) for queue in expected_queues()} == {
+        queue: 0.0 if queue == CRM else 1.0 for queue in expected_queues()
+    }
+    # a worker that stops says so: its queues are not counted for three more beats
+    assert after_shutdown == set()
 
 
 @pytest.mark.django_db

@@ -8,11 +8,14 @@ import inspect
 import json
 from collections.abc import Iterator
 from io import StringIO
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import kombu
 import pytest
 import redis
+from celery.beat import PersistentScheduler
 from django.conf import settings
 from django.core.management import call_command
 from kombu import Consumer, Exchange, Producer, Queue
@@ -21,11 +24,20 @@ from kombu.transport import redis as kombu_redis
 
 from config.celery_app import app as celery_app
 from devtools.redis_server import RedisServer
-from events.api import get_consumer
-from events.broker import DEAD_LETTER_KEY, Transport, Unreadable, check_task, dead_letters, read_envelope
+from events.api import consumers, get_consumer
+from events.broker import (
+    DEAD_LETTER_KEY,
+    Transport,
+    Unreadable,
+    check_arguments,
+    check_task,
+    dead_letters,
+    read_envelope,
+)
 from tests.broker import drain_queue
 
 SECRET = "s3cr3t-content"
+WORKFLOW = "the task carries callbacks, a chain or a chord"
 
 
 @pytest.fixture
@@ -93,6 +105,104 @@ def test_a_task_message_that_does_not_unpack_is_unreadable(
     with pytest.raises(Unreadable) as raised:
         check_task({**envelope, **change})
     assert str(raised.value) == reason
+
+
+def _task_envelope(envelope: dict[str, Any], name: str, args: Any = (), kwargs: Any = None, **embed: Any) -> dict:
+    """The real doorbell's envelope, made to name another task with other arguments."""
+    body = [list(args), kwargs or {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None, **embed}]
+    return {**envelope, "headers": {**envelope["headers"], "task": name}, "body": _body(body)}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "celery.starmap",
+        "celery.accumulate",
+        "celery.chord_unlock",
+        "celery.backend_cleanup",
+        "celery.map",
+        "celery.chunks",
+        "celery.group",
+        "celery.chain",
+        "celery.chord",
+    ],
+)
+def test_celerys_built_in_tasks_are_not_the_projects(envelope: dict[str, Any], name: str) -> None:
+    assert name in celery_app.tasks
+
+    with pytest.raises(Unreadable) as raised:
+        check_task(_task_envelope(envelope, name, [SECRET]))
+    assert str(raised.value) == "not one of the project's tasks"
+
+
+def test_every_task_the_project_defines_is_admitted_with_the_arguments_it_takes(envelope: dict[str, Any]) -> None:
+    own = [name for name in celery_app.tasks if not name.startswith("celery.")]
+
+    for name in own:
+        check_task(_task_envelope(envelope, name))
+    assert "events.tasks.sweep_deliveries" in own and all(declared.task_name in own for declared in consumers())
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "embed", "reason"),
+    [
+        ([SECRET], {}, {}, "arguments do not fit the task"),
+        ([], {"days": SECRET}, {}, "arguments do not fit the task"),
+        ([], {}, {"callbacks": [{"task": "celery.accumulate", "args": [SECRET]}]}, WORKFLOW),
+        ([], {}, {"chain": [{"task": "events.tasks.prune_deliveries"}]}, WORKFLOW),
+        ([], {}, {"errbacks": [{"task": "celery.starmap"}]}, WORKFLOW),
+    ],
+)
+def test_a_project_task_with_arguments_it_does_not_take_is_unreadable(
+    envelope: dict[str, Any], args: list[Any], kwargs: dict[str, Any], embed: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(Unreadable) as raised:
+        check_task(_task_envelope(envelope, "events.tasks.prune_deliveries", args, kwargs, **embed))
+    assert str(raised.value) == reason
+    assert SECRET not in str(raised.value)
+
+
+def _typed(user_id: int, note: str | None = None, *, flags: list | None = None) -> None:
+    """A task's run with JSON-typed parameters."""
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "fits"),
+    [
+        ([1], {}, True),
+        ([1, "x"], {"flags": []}, True),
+        ([1], {"note": None, "flags": None}, True),
+        (["1"], {}, False),
+        ([True], {}, False),
+        ([1.5], {}, False),
+        ([1, 2], {}, False),
+        ([1], {"flags": {}}, False),
+        ([], {}, False),
+    ],
+)
+def test_arguments_must_be_of_the_json_types_the_task_takes(
+    args: list[Any], kwargs: dict[str, Any], fits: bool
+) -> None:
+    task = SimpleNamespace(run=_typed)
+
+    if fits:
+        check_arguments(task, args, kwargs)
+    else:
+        with pytest.raises(Unreadable):
+            check_arguments(task, args, kwargs)
+
+
+def test_beat_schedules_no_built_in_task(tmp_path: Path) -> None:
+    # given: beat's own scheduler, which adds celery.backend_cleanup by itself while result_expires is set
+    scheduler = PersistentScheduler(app=celery_app, schedule_filename=str(tmp_path / "beat-schedule"))
+    try:
+        # when
+        tasks = sorted(entry.task for entry in scheduler.schedule.values())
+    finally:
+        scheduler.close()
+
+    # then
+    assert tasks == ["events.tasks.prune_deliveries", "events.tasks.sweep_deliveries"]
 
 
 def test_a_get_sets_garbage_aside_and_returns_the_next_real_message(

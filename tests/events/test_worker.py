@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,7 +13,9 @@ from kombu import Queue
 
 from config.celery_app import app
 from events.api import consumers
-from events.worker import ConsumerSelection
+from events.doorbells import broker_redis
+from events.worker import HEARTBEAT_KEY, PRESENCE_KEY, ConsumerSelection, Heartbeat, consuming, heartbeat
+from events.worker import consumed as queues_consumed
 
 OTHER_QUEUES = ["default", "events.sweep"]
 ATOMIC = sorted(declared.queue for declared in consumers() if declared.atomic)
@@ -95,3 +98,60 @@ def test_the_procfiles_workers_together_consume_every_queue_each_kind_apart() ->
     assert sorted(kinds) == ["atomic", "external"]
     assert set().union(*selections) == everything
     assert not selections[0] & selections[1]
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    """A queue no real worker beats for, its heartbeat keys cleared."""
+    name = "tests.heartbeat"
+    client = broker_redis()
+    client.delete(HEARTBEAT_KEY.format(name), *client.keys(PRESENCE_KEY.format(name, "*")))
+    yield name
+    client.delete(HEARTBEAT_KEY.format(name), *client.keys(PRESENCE_KEY.format(name, "*")))
+
+
+def test_a_queue_stays_consumed_while_one_of_its_workers_still_beats(queue: str) -> None:
+    # given: two workers consuming the queue
+    heartbeat(queues=[queue], worker="a@test")
+    heartbeat(queues=[queue], worker="b@test")
+
+    # when: one stops consuming it, then the other
+    heartbeat(queues=[], worker="a@test", stopped=[queue])
+    after_one = queues_consumed([queue])
+    heartbeat(queues=[], worker="b@test", stopped=[queue])
+
+    # then
+    assert after_one == {queue}
+    assert queues_consumed([queue]) == set()
+
+
+def test_a_worker_whose_word_expired_no_longer_counts(queue: str) -> None:
+    # given: a worker that beat once, then died without a word (its presence expired)
+    heartbeat(queues=[queue], worker="gone@test")
+    broker_redis().delete(PRESENCE_KEY.format(queue, "gone@test"))
+
+    # then
+    assert queues_consumed([queue]) == set()
+    assert broker_redis().smembers(HEARTBEAT_KEY.format(queue)) == set()
+
+
+def test_the_heartbeat_claims_only_the_queues_the_consumer_consumes_at_that_moment(queue: str) -> None:
+    # given: a consumer of two queues, one of them cancelled (kombu keeps no consumer tag for it)
+    other = f"{queue}.other"
+    task_consumer = SimpleNamespace(queues=[Queue(queue), Queue(other)], consuming_from=lambda q: q.name == queue)
+    parent = SimpleNamespace(task_consumer=task_consumer, hostname="w@test")
+    step = Heartbeat(SimpleNamespace())
+    step._write(parent, queues={queue, other})
+
+    # when
+    step._beat(parent)
+
+    # then
+    assert consuming(parent) == {queue}
+    assert queues_consumed([queue, other]) == {queue}
+
+
+def test_workers_take_no_remote_control() -> None:
+    # Whoever reaches Redis could otherwise stop them, cancel their queues or read their settings
+    # (tests/faults/test_broker_access_faults.py sends them the commands).
+    assert app.conf.worker_enable_remote_control is False
