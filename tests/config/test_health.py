@@ -22,6 +22,7 @@ from events.doorbells import broker_redis
 from events.models import SweepRun
 from events.worker import HEARTBEAT_EVERY, HEARTBEAT_KEY, consumed, expected_queues, heartbeat
 from tests.events.operator.test_metrics import scrape, value
+from tests.production import production_env
 
 CRM = "crm.sync_contact"
 ALL_OK = {name: {"status": "ok"} for name in ("database", "redis", "worker", "sweep")}
@@ -177,14 +178,6 @@ def test_readyz_is_503_naming_the_sweep_when_it_never_ran(client: Client, consum
     assert body["checks"]["sweep"] == {"status": "fail", "reason": "never ran"}
 
 
-PRODUCTION_ENV = {
-    "DJANGO_SETTINGS_MODULE": "config.settings.production",
-    "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
-    "DJANGO_ALLOWED_HOSTS": "relay.example.com",
-    "THROTTLE_TRUSTED_PROXIES": "0",
-    "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
-    "DJANGO_READ_DOT_ENV": "false",
-}
 # Plain HTTP requests to production settings, without a login: what a probe or a scraper sends.
 PROBE_SCRIPT = """
 import django
@@ -201,7 +194,7 @@ def run_under_production(**env: str) -> str:
     result = subprocess.run(
         [sys.executable, "-c", PROBE_SCRIPT],
         cwd=BASE_DIR,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **PRODUCTION_ENV, **env},
+        env=production_env(**env),
         capture_output=True,
         text=True,
         timeout=60,

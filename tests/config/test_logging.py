@@ -26,6 +26,7 @@ from events.models import Delivery, Event
 from events.sweep import sweep
 from events.testing import run_due
 from tests.factories import UserCreatedFactory, UserFactory
+from tests.production import production_env
 from users.signals import user_created
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -248,16 +249,7 @@ def test_the_json_formatter_writes_one_object_a_line_with_the_ids() -> None:
 
 
 def test_production_logs_json_lines() -> None:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_READ_DOT_ENV": "false",
-        "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
-        "DJANGO_ALLOWED_HOSTS": "relay.example.com",
-        "THROTTLE_TRUSTED_PROXIES": "0",
-        "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
-    }
+    env = production_env()
     script = "import django, logging; django.setup(); logging.getLogger('relay.test').warning('hello')"
 
     result = subprocess.run(

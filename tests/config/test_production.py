@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import subprocess
@@ -20,26 +19,21 @@ from django.db import connection
 
 from devtools.processes import ProductionWebServer, current_database_url, wait_until
 from devtools.redis_server import free_port
+from tests.production import production_env as shared_production_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-SECRET = "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI"
 
 
 def production_env(**changes: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_READ_DOT_ENV": "false",
-        "DJANGO_SECRET_KEY": SECRET,
+    """Return the environment of a production web process on this machine."""
+    on_this_machine = {
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "THROTTLE_TRUSTED_PROXIES": "0",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
         # Redis on this machine may be plain text, never without a password (no request here reaches it).
         "REDIS_URL": "redis://:redis-secret@127.0.0.1:6379/0",
-        **changes,
     }
+    return shared_production_env(**(on_this_machine | changes))
 
 
 def collect_static(env: dict[str, str]) -> None:

@@ -11,24 +11,17 @@ from django.conf import settings
 from config.celery_app import app
 from config.settings.base import mailers_from_email_url
 from events.api import consumers
+from tests.production import production_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 
 def test_deploy_checks_pass_under_production_settings() -> None:
-    env = {
-        "PATH": os.environ["PATH"],
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
-        "DJANGO_ALLOWED_HOSTS": "relay.example.com",
-        "THROTTLE_TRUSTED_PROXIES": "0",
-        "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
-        "CRM_API_URL": "https://crm.example.com/api",
-        "CRM_API_KEY": "crm-secret",
-        "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_READ_DOT_ENV": "false",
-    }
+    env = production_env(
+        EMAIL_URL="smtp+tls://mailer:secret@smtp.example.com:587",
+        CRM_API_URL="https://crm.example.com/api",
+        CRM_API_KEY="crm-secret",
+    )
 
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

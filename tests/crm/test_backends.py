@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import shutil
 import socket
 import ssl
@@ -23,6 +22,7 @@ from crm.backends.http import CRMBackend as HTTPBackend
 from crm.backends.local import CRMBackend as LocalBackend
 from devtools.fakes import CRMResponse, FakeCRM, running_crm, trickling_crm
 from devtools.redis_server import free_port
+from tests.production import production_env
 
 CONTACT = Contact(user_id=7, email="ann@example.com", name="Ann", signed_up_at=datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
 KEY = "7d7a4b4e-8a55-4f55-9a4b-3f1b7c1f6d11"
@@ -249,18 +249,7 @@ def test_over_tls_the_guard_keeps_the_name_for_the_certificate_and_the_deadline_
 
 
 def test_production_turns_the_connect_guard_on() -> None:
-    env = {
-        "PATH": os.environ["PATH"],
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
-        "DJANGO_ALLOWED_HOSTS": "relay.example.com",
-        "CRM_API_URL": "https://crm.example.com/api",
-        "THROTTLE_TRUSTED_PROXIES": "0",
-        "CRM_API_KEY": "crm-secret",
-        "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DJANGO_READ_DOT_ENV": "false",
-    }
+    env = production_env(CRM_API_URL="https://crm.example.com/api", CRM_API_KEY="crm-secret")
     command = "from django.conf import settings; print(settings.CRM_REFUSE_LOCAL_ADDRESSES)"
 
     result = subprocess.run(
