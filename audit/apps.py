@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class AuditConfig(AppConfig):
-    """Consumer: an append-only audit entry for every user created, change of privileges and operator action."""
+    """Consumer: append-only audit entries: users created, confirmed, reset; privileges changed; operator actions."""
 
     name = "audit"
     verbose_name = "Audit log"

@@ -7,11 +7,26 @@ from typing import Any
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from events.api import publish
-from users.events import UserCreated, UserCreationSource, UserPrivilegesChanged
+from users.events import (
+    EmailConfirmationMethod,
+    UserCreated,
+    UserCreationSource,
+    UserEmailConfirmed,
+    UserPasswordReset,
+    UserPasswordResetRequested,
+    UserPrivilegesChanged,
+)
 from users.models import User
-from users.signals import user_created, user_privileges_changed
+from users.signals import (
+    user_created,
+    user_email_confirmed,
+    user_password_reset,
+    user_password_reset_requested,
+    user_privileges_changed,
+)
 
 EMAIL_TAKEN_MESSAGE = "A user with that e-mail address already exists."
 
@@ -94,4 +109,50 @@ def user_privileges_change_record(
         return None
     event = UserPrivilegesChanged(user_id=user.pk, actor_id=actor.pk if actor is not None else None, changes=changes)
     publish(signal=user_privileges_changed, event=event)
+    return event
+
+
+def user_confirm_email(*, user: User, method: EmailConfirmationMethod) -> UserEmailConfirmed | None:
+    """Mark user's e-mail address confirmed and emit UserEmailConfirmed on commit; None if it already was."""
+    with transaction.atomic():
+        now = timezone.now()
+        # Conditional on the row, not on the instance: two clicks at once confirm (and publish) once.
+        confirmed = User.objects.filter(pk=user.pk, email_confirmed_at__isnull=True).update(email_confirmed_at=now)
+        if not confirmed:
+            user.refresh_from_db(fields=["email_confirmed_at"])
+            return None
+        user.email_confirmed_at = now
+        event = UserEmailConfirmed(user_id=user.pk, method=method, occurred_at=now)
+        publish(signal=user_email_confirmed, event=event)
+    return event
+
+
+def user_password_reset_request(*, email: str) -> list[UserPasswordResetRequested]:
+    """Emit UserPasswordResetRequested for each active user with a usable password at this address.
+
+    The caller answers the same whatever this finds: an unknown address is never told apart.
+    """
+    email = User.objects.normalize_email(email.strip())
+    users = [user for user in User.objects.filter(email__iexact=email, is_active=True) if user.has_usable_password()]
+    events = []
+    with transaction.atomic():
+        for user in users:
+            event = UserPasswordResetRequested(user_id=user.pk)
+            publish(signal=user_password_reset_requested, event=event)
+            events.append(event)
+    return events
+
+
+def user_password_reset_complete(*, user: User, password: str) -> UserPasswordReset:
+    """Set the password a user chose through a reset link and emit UserPasswordReset on commit.
+
+    The link proved the mailbox, so the address is confirmed too. The password is expected
+    validated (Django's SetPasswordForm does it).
+    """
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        event = UserPasswordReset(user_id=user.pk)
+        publish(signal=user_password_reset, event=event)
+        user_confirm_email(user=user, method=EmailConfirmationMethod.PASSWORD_RESET)
     return event

@@ -1,8 +1,8 @@
-"""Abuse limits in the shared Redis: signups per client and per address, login failures with a cool-off.
+"""Abuse limits in the shared Redis: signups and password resets per client and per address, login failures.
 
 Written here rather than taken from django-ratelimit (last release 2023, no Django 6 support declared)
 or django-axes (8.3.1 declares Django up to 6.0, not this project's 6.1): a fixed-window counter
-in Redis is all either would do for these three limits. Redis directly, not Django's cache API:
+in Redis is all either would do for these limits. Redis directly, not Django's cache API:
 its client retries a timed-out command three times, ~5 s on a frozen Redis, inside a signup.
 """
 
@@ -132,6 +132,20 @@ def signup_allowed(request: HttpRequest, *, email: str) -> bool:
     by_client = hit("signup-ip", client_ip(request), window=window)
     by_address = hit("signup-email", email.strip(), window=window) if email else 0
     return by_client <= settings.THROTTLE_SIGNUPS_PER_CLIENT and by_address <= settings.THROTTLE_SIGNUPS_PER_ADDRESS
+
+
+def password_reset_allowed(request: HttpRequest, *, email: str) -> bool:
+    """Count a password reset request; False once the client or the address is over its limit.
+
+    Counted whether or not the address has an account: the limit never tells the two apart.
+    """
+    window = settings.THROTTLE_PASSWORD_RESET_WINDOW
+    by_client = hit("password-reset-ip", client_ip(request), window=window)
+    by_address = hit("password-reset-email", email.strip(), window=window) if email.strip() else 0
+    return (
+        by_client <= settings.THROTTLE_PASSWORD_RESETS_PER_CLIENT
+        and by_address <= settings.THROTTLE_PASSWORD_RESETS_PER_ADDRESS
+    )
 
 
 def login_throttle(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
