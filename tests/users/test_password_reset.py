@@ -183,3 +183,25 @@ def test_a_mail_server_that_is_down_fails_no_request_and_the_delivery_says_why_w
     delivery = Delivery.objects.get(consumer=send_password_reset_email.name)
     assert delivery.status == Delivery.Status.PENDING
     assert delivery.last_error and "ann@example.com" not in delivery.last_error
+
+
+def test_a_reset_lets_the_owner_sign_in_past_the_failures_a_guesser_left(settings) -> None:
+    # given: a guesser has used up the account's failed logins
+    settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = 3
+    UserFactory(email="ann@example.com")
+    guesser = Client()
+    for _ in range(3):
+        guesser.post("/login/", {"username": "ann@example.com", "password": "guess"})
+    owner = Client(enforce_csrf_checks=True)
+    login = {"username": "ann@example.com", "password": NEW_PASSWORD}
+
+    # when: the owner resets the password through the e-mailed link
+    ask_reset(owner, "ann@example.com")
+    run_due(send_password_reset_email.name)
+    form_path = owner.get(reset_path(mail.outbox[0]))["Location"]
+    token = csrf_token(owner, form_path)
+    owner.post(form_path, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD, "csrfmiddlewaretoken": token})
+
+    # then: the new password signs in at once
+    response = owner.post("/login/", login | {"csrfmiddlewaretoken": csrf_token(owner, "/login/")})
+    assert response.status_code == 302
