@@ -22,7 +22,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from events.api import PermanentError, TransientError, fence
 from notifications.models import Notification
-from users.events import UserCreated, UserPasswordResetRequested
+from users.events import UserCreated, UserEmailConfirmationRequested, UserPasswordResetRequested
 from users.models import User
 from users.tokens import email_confirmation_token_make
 
@@ -124,7 +124,7 @@ def _site_link(path: str) -> str:
 
 def _send_and_record(
     *,
-    event: UserCreated | UserPasswordResetRequested,
+    event: UserCreated | UserPasswordResetRequested | UserEmailConfirmationRequested,
     user: User,
     kind: Notification.Kind,
     message: EmailMultiAlternatives,
@@ -146,6 +146,15 @@ def _send_and_record(
     return notification
 
 
+def _confirmation_context(*, user: User) -> dict[str, Any]:
+    """Return the confirmation link for an unconfirmed user, made now, and how long it works."""
+    confirm_url = None
+    if user.email_confirmed_at is None:
+        token = email_confirmation_token_make(user=user)
+        confirm_url = _site_link(reverse("users:email_confirm", kwargs={"token": token}))
+    return {"confirm_url": confirm_url, "valid_days": max(1, settings.EMAIL_CONFIRMATION_TIMEOUT // 86400)}
+
+
 def welcome_email_send(*, event: UserCreated) -> Notification | None:
     """Send the new user their welcome e-mail, unless it was already sent for this event."""
     user = User.objects.filter(pk=event.user_id).first()
@@ -160,16 +169,11 @@ def welcome_email_send(*, event: UserCreated) -> Notification | None:
     # The link is made now, at the send: a token is never in the event, the task or a row. The
     # templates carry nothing the signer-up chose (the display name could be anyone's words, and
     # the address anyone's mailbox), only the address itself: README, "E-mail confirmation".
-    confirm_url = None
-    if user.email_confirmed_at is None:
-        token = email_confirmation_token_make(user=user)
-        confirm_url = _site_link(reverse("users:email_confirm", kwargs={"token": token}))
     context = {
+        **_confirmation_context(user=user),
         "email": user.email,
-        "confirm_url": confirm_url,
         "login_url": _site_link(reverse("users:login")),
         "password_reset_url": _site_link(reverse("users:password_reset")),
-        "valid_days": max(1, settings.EMAIL_CONFIRMATION_TIMEOUT // 86400),
     }
     message = _render_email(template="welcome", context=context, to=user.email, msgid=msgid)
     return _send_and_record(event=event, user=user, kind=kind, message=message, whom=f"the address of user {user.pk}")
@@ -201,6 +205,26 @@ def password_reset_email_send(*, event: UserPasswordResetRequested) -> Notificat
         "valid_minutes": max(1, settings.PASSWORD_RESET_TIMEOUT // 60),
     }
     message = _render_email(template="password_reset", context=context, to=user.email, msgid=msgid)
+    return _send_and_record(event=event, user=user, kind=kind, message=message, whom=f"the address of user {user.pk}")
+
+
+def email_confirmation_send(*, event: UserEmailConfirmationRequested) -> Notification | None:
+    """Send the user a new confirmation link made now, unless it was sent for this event or the address is confirmed."""
+    user = User.objects.filter(pk=event.user_id, is_active=True).first()
+    if user is None or user.email_confirmed_at is not None:
+        logger.info("Confirmation link skipped: user %s is gone or confirmed (event %s)", event.user_id, event.event_id)
+        return None
+    kind = Notification.Kind.EMAIL_CONFIRMATION
+    sent = Notification.objects.filter(event_id=event.event_id, kind=kind).first()
+    if sent is not None:
+        return sent
+    msgid = message_id(event_id=event.event_id, kind=kind, recipient=user.email)
+    context = {
+        **_confirmation_context(user=user),
+        "email": user.email,
+        "password_reset_url": _site_link(reverse("users:password_reset")),
+    }
+    message = _render_email(template="email_confirmation", context=context, to=user.email, msgid=msgid)
     return _send_and_record(event=event, user=user, kind=kind, message=message, whom=f"the address of user {user.pk}")
 
 

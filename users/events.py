@@ -226,3 +226,37 @@ class UserPasswordReset:
             user_id=int(data["user_id"]),
             version=int(data["version"]),
         )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserEmailConfirmationRequested:
+    """A signed-in user with an unconfirmed address asked for a new confirmation link, and it committed."""
+
+    name: ClassVar[str] = "user.email_confirmation_requested"
+
+    user_id: int
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserEmailConfirmationRequested:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            version=int(data["version"]),
+        )

@@ -3,6 +3,7 @@
 from events.api import EventSignal
 from users.events import (
     UserCreated,
+    UserEmailConfirmationRequested,
     UserEmailConfirmed,
     UserPasswordReset,
     UserPasswordResetRequested,
@@ -25,3 +26,6 @@ user_password_reset_requested = EventSignal(event_class=UserPasswordResetRequest
 
 # Sent with event=UserPasswordReset once a password set through a reset link commits.
 user_password_reset = EventSignal(event_class=UserPasswordReset)
+
+# Sent with event=UserEmailConfirmationRequested once a user's request for a new confirmation link commits.
+user_email_confirmation_requested = EventSignal(event_class=UserEmailConfirmationRequested)

@@ -148,6 +148,12 @@ def password_reset_allowed(request: HttpRequest, *, email: str) -> bool:
     )
 
 
+def email_confirmation_resend_allowed(request: HttpRequest, *, user: Any) -> bool:
+    """Count a request for a new confirmation link; False once the account is over its limit."""
+    by_account = hit("confirmation-resend-user", str(user.pk), window=settings.THROTTLE_PASSWORD_RESET_WINDOW)
+    return by_account <= settings.THROTTLE_CONFIRMATION_RESENDS_PER_ACCOUNT
+
+
 def login_throttle(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
     """Refuse login attempts (the site's and the admin's) from a client or for an account with too many failures.
 

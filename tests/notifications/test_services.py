@@ -14,9 +14,14 @@ import notifications.services
 from devtools.redis_server import free_port
 from events.models import Delivery, Event
 from notifications.models import Notification
-from notifications.services import admin_notice_send, password_reset_email_send, welcome_email_send
+from notifications.services import (
+    admin_notice_send,
+    email_confirmation_send,
+    password_reset_email_send,
+    welcome_email_send,
+)
 from tests.factories import UserCreatedFactory, UserFactory
-from users.events import UserPasswordResetRequested
+from users.events import UserEmailConfirmationRequested, UserPasswordResetRequested
 from users.tokens import email_confirmation_token_user
 
 pytestmark = pytest.mark.django_db
@@ -345,3 +350,24 @@ def test_every_copy_of_a_message_carries_the_same_message_id() -> None:
     assert user_email not in ids[0]
     assert message_id(event_id=event.event_id, kind="welcome", recipient=user_email) == ids[0]
     assert message_id(event_id=event.event_id, kind="admin_notice", recipient=user_email) != ids[0]
+
+
+def test_a_new_confirmation_link_is_sent_once_per_event_and_never_to_a_confirmed_address() -> None:
+    # given
+    user = UserFactory(email="ann@example.com", name=HOSTILE_NAME)
+    event = UserEmailConfirmationRequested(user_id=user.pk)
+
+    # when
+    email_confirmation_send(event=event)
+    email_confirmation_send(event=event)
+    user.email_confirmed_at = timezone.now()
+    user.save()
+    skipped = email_confirmation_send(event=UserEmailConfirmationRequested(user_id=user.pk))
+
+    # then
+    [message] = mail.outbox
+    assert message.subject == "Confirm your e-mail address for Relay"
+    assert "URGENT" not in message.body + message.alternatives[0].content
+    assert any("/confirm-email/" in link for link in _links(message.body))
+    assert skipped is None
+    assert Notification.objects.get().kind == Notification.Kind.EMAIL_CONFIRMATION

@@ -13,12 +13,13 @@ from urllib.parse import urlsplit
 import pytest
 from django.core import mail, signing
 from django.test import Client
+from django.utils import timezone
 
 from audit.models import AuditEntry
 from audit.tasks import record_email_confirmed
 from events.models import Event
 from events.testing import run_due
-from notifications.tasks import send_welcome_email
+from notifications.tasks import send_email_confirmation, send_welcome_email
 from tests.factories import PASSWORD, UserFactory
 from users.events import UserEmailConfirmed
 from users.models import User
@@ -159,3 +160,50 @@ def test_a_link_for_a_deactivated_user_is_refused() -> None:
     user = UserFactory(is_active=False)
 
     assert Client().get(f"/confirm-email/{email_confirmation_token_make(user=user)}/").status_code == 400
+
+
+def test_a_signed_in_user_can_have_a_new_link_sent_a_few_times_an_hour(settings) -> None:
+    # given
+    settings.THROTTLE_CONFIRMATION_RESENDS_PER_ACCOUNT = 2
+    user = UserFactory(email="ann@example.com", name=HOSTILE_NAME)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    token = csrf_token(client, "/")
+
+    # when
+    statuses = [client.post("/confirm-email/again/", {"csrfmiddlewaretoken": token}).status_code for _ in range(3)]
+    run_due(send_email_confirmation.name)
+
+    # then: two links sent, each working, with nothing the signer-up chose; the third asks refused
+    assert statuses == [302, 302, 429]
+    assert len(mail.outbox) == 2
+    for message in mail.outbox:
+        assert message.to == ["ann@example.com"]
+        assert "URGENT" not in message.subject + message.body + message.alternatives[0].content
+        assert Client().get(confirmation_path(message)).status_code == 200
+
+
+def test_asking_for_a_new_link_needs_a_signed_in_user_and_a_csrf_token() -> None:
+    user = UserFactory()
+    anonymous = Client(enforce_csrf_checks=True)
+    signed_in = Client(enforce_csrf_checks=True)
+    signed_in.force_login(user)
+
+    assert (
+        anonymous.post("/confirm-email/again/", {"csrfmiddlewaretoken": csrf_token(anonymous, "/login/")}).status_code
+        == 302
+    )
+    assert signed_in.post("/confirm-email/again/").status_code == 403
+    assert signed_in.get("/confirm-email/again/").status_code == 405
+    assert not Event.objects.exists()
+
+
+def test_a_confirmed_user_gets_no_new_link() -> None:
+    user = UserFactory(email_confirmed_at=timezone.now())
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+
+    response = client.post("/confirm-email/again/", {"csrfmiddlewaretoken": csrf_token(client, "/")}, follow=True)
+
+    assert "already confirmed" in response.text
+    assert not Event.objects.exists()

@@ -11,6 +11,7 @@ from users.events import (
     EmailConfirmationMethod,
     UserCreated,
     UserCreationSource,
+    UserEmailConfirmationRequested,
     UserEmailConfirmed,
     UserPasswordReset,
     UserPasswordResetRequested,
@@ -85,6 +86,7 @@ def test_user_privileges_changed_round_trips_through_json() -> None:
     [
         UserEmailConfirmed(user_id=42, method=EmailConfirmationMethod.PASSWORD_RESET),
         UserPasswordResetRequested(user_id=42),
+        UserEmailConfirmationRequested(user_id=42),
         UserPasswordReset(user_id=42),
     ],
     ids=lambda event: event.name,
