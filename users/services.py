@@ -14,6 +14,7 @@ from users.events import (
     EmailConfirmationMethod,
     UserCreated,
     UserCreationSource,
+    UserEmailConfirmationRequested,
     UserEmailConfirmed,
     UserPasswordReset,
     UserPasswordResetRequested,
@@ -22,6 +23,7 @@ from users.events import (
 from users.models import User
 from users.signals import (
     user_created,
+    user_email_confirmation_requested,
     user_email_confirmed,
     user_password_reset,
     user_password_reset_requested,
@@ -155,4 +157,14 @@ def user_password_reset_complete(*, user: User, password: str) -> UserPasswordRe
         event = UserPasswordReset(user_id=user.pk)
         publish(signal=user_password_reset, event=event)
         user_confirm_email(user=user, method=EmailConfirmationMethod.PASSWORD_RESET)
+    return event
+
+
+def user_email_confirmation_request(*, user: User) -> UserEmailConfirmationRequested | None:
+    """Emit UserEmailConfirmationRequested on commit (a new link is e-mailed); None if the address is confirmed."""
+    if user.email_confirmed_at is not None:
+        return None
+    with transaction.atomic():
+        event = UserEmailConfirmationRequested(user_id=user.pk)
+        publish(signal=user_email_confirmation_requested, event=event)
     return event

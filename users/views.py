@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.contrib.auth.views import LoginView as DjangoLoginView
 from django.contrib.auth.views import PasswordResetConfirmView as DjangoPasswordResetConfirmView
@@ -16,13 +17,19 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
-from django.views.generic import FormView, TemplateView
+from django.views.generic import FormView, TemplateView, View
 
 from users import throttle
 from users.events import EmailConfirmationMethod, UserCreationSource
 from users.forms import UserCreationForm
-from users.services import user_confirm_email, user_create, user_password_reset_complete, user_password_reset_request
-from users.throttle import password_reset_allowed, signup_allowed, too_many
+from users.services import (
+    user_confirm_email,
+    user_create,
+    user_email_confirmation_request,
+    user_password_reset_complete,
+    user_password_reset_request,
+)
+from users.throttle import email_confirmation_resend_allowed, password_reset_allowed, signup_allowed, too_many
 from users.tokens import email_confirmation_token_user
 
 
@@ -133,6 +140,11 @@ class PasswordResetConfirmView(DjangoPasswordResetConfirmView):
     template_name = "users/password_reset_confirm.html"
     success_url = reverse_lazy("users:password_reset_complete")
 
+    def get_user(self, uidb64: str) -> Any:
+        # A link e-mailed before its account was closed must not reopen it (Django's view does not ask).
+        user = super().get_user(uidb64)
+        return user if user is not None and user.is_active else None
+
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:
         user_password_reset_complete(user=self.user, password=form.cleaned_data["new_password1"])
         del self.request.session[INTERNAL_RESET_SESSION_TOKEN]
@@ -144,3 +156,18 @@ class PasswordResetConfirmView(DjangoPasswordResetConfirmView):
         if not context.get("validlink"):
             response_kwargs["status"] = 400
         return super().render_to_response(context, **response_kwargs)
+
+
+class EmailConfirmationResendView(LoginRequiredMixin, View):
+    """E-mail the signed-in user a new confirmation link (POST only), a few times an hour at most."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not email_confirmation_resend_allowed(request, user=request.user):
+            return too_many(request, minutes=max(1, settings.THROTTLE_PASSWORD_RESET_WINDOW // 60))
+        if user_email_confirmation_request(user=request.user) is None:
+            messages.info(request, "Your e-mail address is already confirmed.")
+        else:
+            messages.success(request, f"A new confirmation link is on its way to {request.user.email}.")
+        return redirect("home")

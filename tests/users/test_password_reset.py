@@ -17,6 +17,7 @@ from events.testing import run_due
 from notifications.tasks import send_password_reset_email
 from tests.factories import UserFactory
 from users.events import UserPasswordReset, UserPasswordResetRequested
+from users.models import User
 
 pytestmark = pytest.mark.django_db
 
@@ -205,3 +206,15 @@ def test_a_reset_lets_the_owner_sign_in_past_the_failures_a_guesser_left(setting
     # then: the new password signs in at once
     response = owner.post("/login/", login | {"csrfmiddlewaretoken": csrf_token(owner, "/login/")})
     assert response.status_code == 302
+
+
+def test_a_link_sent_before_the_account_was_closed_is_refused() -> None:
+    user = UserFactory(email="ann@example.com")
+    ask_reset(Client(enforce_csrf_checks=True), "ann@example.com")
+    run_due(send_password_reset_email.name)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    response = Client().get(reset_path(mail.outbox[0]))
+
+    assert response.status_code == 400
+    assert not Event.objects.filter(name=UserPasswordReset.name).exists()
