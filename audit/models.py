@@ -30,6 +30,7 @@ class AuditEntry(models.Model):
         CONSUMER_PAUSED = "consumer.paused", "Consumer paused"
         CONSUMER_RESUMED = "consumer.resumed", "Consumer resumed"
         DELIVERIES_REPLAYED = "deliveries.replayed", "Deliveries replayed"
+        PASSWORD_SET = "user.password_set", "Password set by another"
         EMAIL_CONFIRMED = "user.email_confirmed", "E-mail address confirmed"
         PASSWORD_RESET = "user.password_reset", "Password reset"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit.models import AuditEntry
 from events.api import OperatorActed
-from users.events import UserCreated, UserEmailConfirmed, UserPasswordReset, UserPrivilegesChanged
+from users.events import UserCreated, UserEmailConfirmed, UserPasswordReset, UserPasswordSet, UserPrivilegesChanged
 
 
 def audit_entries_record_user_created(*, events: list[UserCreated]) -> None:
@@ -33,7 +33,7 @@ def audit_entries_record_privileges_changed(*, events: list[UserPrivilegesChange
                 action=AuditEntry.Action.PRIVILEGES_CHANGED,
                 actor_id=event.actor_id,
                 target_user_id=event.user_id,
-                source="admin",
+                source=event.source,
                 occurred_at=event.occurred_at,
                 details=event.changes,
             )
@@ -54,6 +54,24 @@ def audit_entries_record_operator_actions(*, events: list[OperatorActed]) -> Non
                 source=event.source,
                 occurred_at=event.occurred_at,
                 details={"consumers": list(event.consumers), "count": event.count, **event.details},
+            )
+            for event in events
+        ]
+    )
+
+
+def audit_entries_record_password_set(*, events: list[UserPasswordSet]) -> None:
+    """Record each password set by someone other than its user, with its actor (never the password), in one insert."""
+    _insert(
+        [
+            AuditEntry(
+                event_id=event.event_id,
+                action=AuditEntry.Action.PASSWORD_SET,
+                actor_id=event.actor_id,
+                target_user_id=event.user_id,
+                source=event.source,
+                occurred_at=event.occurred_at,
+                details={"usable": event.usable},
             )
             for event in events
         ]

@@ -6,12 +6,19 @@ from audit.services import (
     audit_entries_record_email_confirmed,
     audit_entries_record_operator_actions,
     audit_entries_record_password_reset,
+    audit_entries_record_password_set,
     audit_entries_record_privileges_changed,
     audit_entries_record_user_created,
 )
 from events.api import OperatorActed, consumer, operator_acted
-from users.events import UserCreated, UserEmailConfirmed, UserPasswordReset, UserPrivilegesChanged
-from users.signals import user_created, user_email_confirmed, user_password_reset, user_privileges_changed
+from users.events import UserCreated, UserEmailConfirmed, UserPasswordReset, UserPasswordSet, UserPrivilegesChanged
+from users.signals import (
+    user_created,
+    user_email_confirmed,
+    user_password_reset,
+    user_password_set,
+    user_privileges_changed,
+)
 
 
 @consumer(user_created, atomic=True, many=True, batch_size=100)
@@ -30,6 +37,12 @@ def record_privileges_changed(events: list[UserPrivilegesChanged]) -> None:
 def record_operator_action(events: list[OperatorActed]) -> None:
     """Record what operators did to the delivery core (pause, resume, replay) in the audit log."""
     audit_entries_record_operator_actions(events=events)
+
+
+@consumer(user_password_set, atomic=True, many=True, batch_size=100)
+def record_password_set(events: list[UserPasswordSet]) -> None:
+    """Record UserPasswordSet events in the audit log."""
+    audit_entries_record_password_set(events=events)
 
 
 @consumer(user_email_confirmed, atomic=True, many=True, batch_size=100)

@@ -58,6 +58,13 @@ def host_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     return address
 
 
+def is_forbidden_crm_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Tell whether the CRM must never be sent to address: loopback, link-local, unspecified or metadata."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback or address.is_link_local or address.is_unspecified or address in METADATA_ADDRESSES
+
+
 def refuse_unsafe_crm_url(url: str) -> None:
     """Raise ImproperlyConfigured unless url is https to a host that is not local or a metadata service."""
     if not url:
@@ -70,11 +77,6 @@ def refuse_unsafe_crm_url(url: str) -> None:
     if (
         host in FORBIDDEN_CRM_HOSTS
         or host.endswith(".localhost")
-        or (
-            address is not None
-            and (
-                address.is_loopback or address.is_link_local or address.is_unspecified or address in METADATA_ADDRESSES
-            )
-        )
+        or (address is not None and is_forbidden_crm_address(address))
     ):
         raise ImproperlyConfigured("CRM_API_URL must not name a loopback, link-local or metadata address.")

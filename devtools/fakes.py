@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -33,6 +36,7 @@ class CRMRequest:
     headers: dict[str, str]
     body: dict[str, Any]
     client_port: int = 0
+    client_host: str = ""
     received_at: float = field(default_factory=time.monotonic)
 
 
@@ -49,16 +53,16 @@ class CRMResponse:
 class FakeCRM:
     """A CRM on a real socket: records each request, answers from a script, then with `default`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: str = "127.0.0.1") -> None:
         self.requests: list[CRMRequest] = []
         self.script: deque[CRMResponse] = deque()
         self.default = CRMResponse()
         # Answer each path's first request with this, before the script (None: no such rule).
         self.first_per_path: CRMResponse | None = None
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler_class())
+        self._server = ThreadingHTTPServer((host, free_port()), self._handler_class())
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.url = f"http://{host}:{self._server.server_port}"
 
     def answer(self, *responses: CRMResponse) -> None:
         """Queue responses for the next requests, in order."""
@@ -88,6 +92,7 @@ class FakeCRM:
                     headers={key.lower(): value for key, value in self.headers.items()},
                     body=json.loads(raw) if raw else {},
                     client_port=self.client_address[1],
+                    client_host=self.client_address[0],
                 )
                 response = crm._next_response(request)
                 if response.delay:
@@ -121,13 +126,49 @@ class FakeCRM:
 
 
 @contextmanager
-def running_crm() -> Iterator[FakeCRM]:
-    """A FakeCRM for the duration of the block."""
-    crm = FakeCRM().start()
+def running_crm(*, host: str = "127.0.0.1") -> Iterator[FakeCRM]:
+    """A FakeCRM listening on host (an IPv4 address) for the duration of the block."""
+    crm = FakeCRM(host=host).start()
     try:
         yield crm
     finally:
         crm.stop()
+
+
+@contextmanager
+def trickling_crm(
+    *, head: bytes = b"", trickled: bytes = b"", host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+) -> Iterator[str]:
+    """A CRM on a raw socket answering one request: head, then trickled and "x"s a byte every 0.2 s (10 s at most)."""
+    server = socket.create_server((host, 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            connection, _ = server.accept()
+            if tls is not None:
+                connection = tls.wrap_socket(connection, server_side=True)
+        except OSError:
+            return  # closed before any client came, or the client refused the certificate
+        with connection:
+            connection.recv(65536)
+            try:
+                connection.sendall(head)
+                drops = itertools.chain((bytes([byte]) for byte in trickled), itertools.repeat(b"x", 50))
+                for drop in drops:
+                    if stop.wait(0.2):
+                        break
+                    connection.sendall(drop)
+            except OSError:
+                pass  # the client gave up: what the test wants
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"{'http' if tls is None else 'https'}://{host}:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        server.close()
 
 
 class SMTPSink:

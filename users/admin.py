@@ -3,7 +3,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 
@@ -11,7 +16,13 @@ from events.operator.api import user_side_effects
 from users.events import UserCreationSource
 from users.forms import UserChangeForm, UserCreationForm
 from users.models import User
-from users.services import user_create, user_privileges, user_privileges_change_record
+from users.services import (
+    group_permissions_changes_recorded,
+    user_create,
+    user_password_set_record,
+    user_privileges,
+    user_privileges_change_record,
+)
 
 
 @admin.register(User)
@@ -90,3 +101,36 @@ class UserAdmin(DjangoUserAdmin):
             if before is not None:
                 user_privileges_change_record(user=form.instance, actor=request.user, before=before)
         # The add form has no related fields: the service saved everything.
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        # Django's view, in one transaction with the audit's event; a changed hash is a password set
+        # (or password login disabled), whatever the view answered.
+        with transaction.atomic():
+            before = self._password(id)
+            response = super().user_change_password(request, id, form_url)
+            user = User.objects.filter(pk=before[0]).first() if before is not None else None
+            if user is not None and request.method == "POST" and user.password != before[1]:
+                user_password_set_record(
+                    user=user, actor=request.user, source="admin", usable=user.has_usable_password()
+                )
+        return response
+
+    def _password(self, object_id: str) -> tuple[int, str] | None:
+        """Return the id and password hash of the user object_id names, None if it names none."""
+        try:
+            # Locked until the view's transaction ends: no other change of the hash can pass for this one.
+            return User.objects.select_for_update().filter(pk=unquote(object_id)).values_list("pk", "password").first()
+        except (ValueError, ValidationError):
+            return None
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """Groups; a change of a group's permissions is audited for every member, with the staff user as actor."""
+
+    def save_related(self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool) -> None:
+        with group_permissions_changes_recorded(actor=request.user):
+            super().save_related(request, form, formsets, change)

@@ -84,6 +84,8 @@ class UserPrivilegesChanged:
     event_id: UUID = field(default_factory=uuid4)
     occurred_at: datetime = field(default_factory=_now_utc)
     version: int = 1
+    # Where the change was made: "admin", or "service" for code (a shell, a command) changing a group.
+    source: str = "admin"
 
     def __post_init__(self) -> None:
         _normalise(self)
@@ -97,6 +99,7 @@ class UserPrivilegesChanged:
             "actor_id": self.actor_id,
             "changes": self.changes,
             "version": self.version,
+            "source": self.source,
         }
 
     @classmethod
@@ -108,6 +111,53 @@ class UserPrivilegesChanged:
             user_id=int(data["user_id"]),
             actor_id=None if data.get("actor_id") is None else int(data["actor_id"]),
             changes=dict(data["changes"]),
+            version=int(data["version"]),
+            # Events stored before the field existed were all the admin's.
+            source=str(data.get("source", "admin")),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserPasswordSet:
+    """Someone other than the user set or removed the user's password, and it committed."""
+
+    name: ClassVar[str] = "user.password_set"
+
+    user_id: int
+    # None when not known (the changepassword command: whoever runs it on the server).
+    actor_id: int | None
+    source: str
+    # False when password login was disabled rather than a password set; never the password nor its hash.
+    usable: bool = True
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "actor_id": self.actor_id,
+            "source": self.source,
+            "usable": self.usable,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserPasswordSet:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            actor_id=None if data.get("actor_id") is None else int(data["actor_id"]),
+            source=str(data["source"]),
+            usable=bool(data["usable"]),
             version=int(data["version"]),
         )
 

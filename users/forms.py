@@ -57,3 +57,7 @@ class UserChangeForm(DjangoUserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
+
+    def clean_email(self) -> str:
+        """Store an edited address in its one form, as a signup would: else its owner's login would miss it."""
+        return User.objects.normalize_email(self.cleaned_data["email"])

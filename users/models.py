@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from users.validators import normalize_email_domain, validate_display_name, validate_mailbox
+from users.validators import canonical_email, mailbox_address, validate_display_name, validate_mailbox
 
 
 class UserManager(BaseUserManager["User"]):
@@ -18,13 +18,18 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def get_by_natural_key(self, username: str | None) -> User:
-        """Find the user for a login in any letter case, and with the domain in either IDNA form."""
-        return self.get(email__iexact=normalize_email_domain(username or ""))
+        """Find the user whose address has the canonical form of username; none for an address that has none."""
+        identity = canonical_email(username or "")
+        if identity is None:
+            raise self.model.DoesNotExist("No user has this address.")
+        # Lower("email"), as the unique constraint: its index answers (iexact would be UPPER() on PostgreSQL).
+        return self.alias(identity=Lower("email")).get(identity=identity)
 
     @classmethod
     def normalize_email(cls, email: str | None) -> str:
-        """Lower-case the domain and write it in ASCII (IDNA), so one mailbox is one address."""
-        return normalize_email_domain(super().normalize_email(email))
+        """Return the address in its stored form (users.validators.mailbox_address), so one mailbox is one address."""
+        # One that has none is kept as typed: validate_mailbox says why it is refused.
+        return mailbox_address(email or "") or super().normalize_email(email)
 
     def create_user(self, email: str, password: str | None = None, **extra_fields: Any) -> User:
         """Create a user through the service (validators apply, UserCreated is emitted)."""

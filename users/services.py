@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from events.api import publish
@@ -18,6 +24,7 @@ from users.events import (
     UserEmailConfirmed,
     UserPasswordReset,
     UserPasswordResetRequested,
+    UserPasswordSet,
     UserPrivilegesChanged,
 )
 from users.models import User
@@ -27,15 +34,18 @@ from users.signals import (
     user_email_confirmed,
     user_password_reset,
     user_password_reset_requested,
+    user_password_set,
     user_privileges_changed,
 )
+from users.validators import canonical_email
 
 EMAIL_TAKEN_MESSAGE = "A user with that e-mail address already exists."
 
 
 def user_email_is_taken(*, email: str) -> bool:
-    """Return whether a user has this e-mail address in any letter case."""
-    return User.objects.filter(email__iexact=email).exists()
+    """Return whether a user has this e-mail address in any spelling of it (its canonical form)."""
+    identity = canonical_email(email)
+    return identity is not None and User.objects.alias(identity=Lower("email")).filter(identity=identity).exists()
 
 
 def user_create(
@@ -114,6 +124,81 @@ def user_privileges_change_record(
     return event
 
 
+def group_permissions(*, group_ids: Iterable[int]) -> dict[int, list[str]]:
+    """Return the permission codenames ("app.codename") of each group, by group id."""
+    held: dict[int, list[str]] = {group_id: [] for group_id in group_ids}
+    rows = Group.permissions.through.objects.filter(group_id__in=held).values_list(
+        "group_id", "permission__content_type__app_label", "permission__codename"
+    )
+    for group_id, app, codename in rows:
+        held[group_id].append(f"{app}.{codename}")
+    return {group_id: sorted(names) for group_id, names in held.items()}
+
+
+@dataclass
+class _GroupChanges:
+    actor_id: int | None
+    source: str
+    before: dict[int, list[str]] = field(default_factory=dict)
+
+
+# The changes of group permissions under way in this context (an admin form's save), if one is recorded whole.
+_group_changes: ContextVar[_GroupChanges | None] = ContextVar("group_changes", default=None)
+
+
+@contextmanager
+def group_permissions_changes_recorded(*, actor: User | None, source: str = "admin") -> Iterator[None]:
+    """Record the groups' permission changes made inside as one change per group, by actor, when the block ends."""
+    # A form's permissions.set() removes, then adds: its members get one entry, not two.
+    changes = _GroupChanges(actor_id=actor.pk if actor is not None else None, source=source)
+    token = _group_changes.set(changes)
+    try:
+        yield
+    finally:
+        _group_changes.reset(token)
+    group_permissions_change_record(before=changes.before, actor_id=changes.actor_id, source=changes.source)
+
+
+def group_permissions_change_record(
+    *, before: dict[int, list[str]], actor_id: int | None = None, source: str = "service"
+) -> list[UserPrivilegesChanged]:
+    """Emit UserPrivilegesChanged, on commit, to every member of each group whose permissions differ from before."""
+    recording = _group_changes.get()
+    if recording is not None:
+        # Inside group_permissions_changes_recorded: its end records the whole change, from the first before.
+        for group_id, permissions in before.items():
+            recording.before.setdefault(group_id, permissions)
+        return []
+    after = group_permissions(group_ids=before)
+    changed = {group_id for group_id in before if before[group_id] != after[group_id]}
+    names = dict(Group.objects.filter(pk__in=changed).values_list("pk", "name"))
+    members = User.groups.through.objects.filter(group_id__in=changed).values_list("group_id", "user_id")
+    events = []
+    with transaction.atomic():
+        for group_id, user_id in members.order_by("group_id", "user_id"):
+            name = names[group_id]
+            event = UserPrivilegesChanged(
+                user_id=user_id,
+                actor_id=actor_id,
+                changes={"group_permissions": [{name: before[group_id]}, {name: after[group_id]}]},
+                source=source,
+            )
+            publish(signal=user_privileges_changed, event=event)
+            events.append(event)
+    return events
+
+
+def user_password_set_record(*, user: User, actor: User | None, source: str, usable: bool) -> UserPasswordSet | None:
+    """Emit UserPasswordSet, once the current transaction commits, unless the user set their own password."""
+    if actor is not None and actor.pk == user.pk:
+        return None
+    event = UserPasswordSet(
+        user_id=user.pk, actor_id=actor.pk if actor is not None else None, source=source, usable=usable
+    )
+    publish(signal=user_password_set, event=event)
+    return event
+
+
 def user_confirm_email(*, user: User, method: EmailConfirmationMethod) -> UserEmailConfirmed | None:
     """Mark user's e-mail address confirmed and emit UserEmailConfirmed on commit; None if it already was."""
     with transaction.atomic():
@@ -134,8 +219,12 @@ def user_password_reset_request(*, email: str) -> list[UserPasswordResetRequeste
 
     The caller answers the same whatever this finds: an unknown address is never told apart.
     """
-    email = User.objects.normalize_email(email.strip())
-    users = [user for user in User.objects.filter(email__iexact=email, is_active=True) if user.has_usable_password()]
+    identity = canonical_email(email)
+    if identity is None:
+        return []
+    # By its canonical form, as the login looks accounts up: any spelling the login accepts finds it.
+    candidates = User.objects.alias(identity=Lower("email")).filter(identity=identity, is_active=True)
+    users = [user for user in candidates if user.has_usable_password()]
     events = []
     with transaction.atomic():
         for user in users:

@@ -7,6 +7,7 @@ from users.events import (
     UserEmailConfirmed,
     UserPasswordReset,
     UserPasswordResetRequested,
+    UserPasswordSet,
     UserPrivilegesChanged,
 )
 
@@ -15,8 +16,11 @@ from users.events import (
 user_created = EventSignal(event_class=UserCreated)
 
 # Sent with event=UserPrivilegesChanged after a staff member's change of a user's staff or superuser
-# status, groups or permissions commits.
+# status, groups or permissions commits; also to every member of a group whose permissions changed.
 user_privileges_changed = EventSignal(event_class=UserPrivilegesChanged)
+
+# Sent with event=UserPasswordSet after someone other than the user set (or removed) their password.
+user_password_set = EventSignal(event_class=UserPasswordSet)
 
 # Sent with event=UserEmailConfirmed once the confirmation of a user's e-mail address commits.
 user_email_confirmed = EventSignal(event_class=UserEmailConfirmed)

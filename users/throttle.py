@@ -1,8 +1,12 @@
-"""Abuse limits in the shared Redis: signups and password resets per client and per address, login failures.
+"""Abuse limits in the shared Redis: signups and password resets per client and address, logins, failures.
+
+An address is counted by its canonical form (users.validators.canonical_email), the one the login
+looks accounts up by, so no spelling of it the login accepts escapes its limit. A client is its
+address, or its /64 network for IPv6 (one subscriber's, who can pick any address in it).
 
 Written here rather than taken from django-ratelimit (last release 2023, no Django 6 support declared)
 or django-axes (8.3.1 declares Django up to 6.0, not this project's 6.1): a fixed-window counter
-in Redis is all either would do for these limits. Redis directly, not Django's cache API:
+in Redis is all either would do for these three limits. Redis directly, not Django's cache API:
 its client retries a timed-out command three times, ~5 s on a frozen Redis, inside a signup.
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +27,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from users.validators import canonical_email
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +45,21 @@ def client_ip(request: HttpRequest) -> str:
         return remote
     forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
     return forwarded[-trusted] if len(forwarded) >= trusted else remote
+
+
+def client_id(request: HttpRequest) -> str:
+    """Return who a client is to the limits: its IPv4 address, or its IPv6 address's /64 network."""
+    address = client_ip(request)
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)  # ::ffff:203.0.113.9 is 203.0.113.9
+        # A subscriber is given a /64 at least and picks any of its 2**64 addresses at will.
+        return str(ipaddress.IPv6Network((int(parsed) >> 64 << 64, 64)))
+    return str(parsed)
 
 
 def _key(scope: str, value: str) -> str:
@@ -129,8 +151,10 @@ def too_many(request: HttpRequest, *, minutes: int) -> HttpResponse:
 def signup_allowed(request: HttpRequest, *, email: str) -> bool:
     """Count a signup attempt; False once the client or the address is over its limit."""
     window = settings.THROTTLE_SIGNUP_WINDOW
-    by_client = hit("signup-ip", client_ip(request), window=window)
-    by_address = hit("signup-email", email.strip(), window=window) if email else 0
+    by_client = hit("signup-ip", client_id(request), window=window)
+    # An address with no canonical form is refused by the form: the client's limit covers it.
+    identity = canonical_email(email)
+    by_address = hit("signup-email", identity, window=window) if identity is not None else 0
     return by_client <= settings.THROTTLE_SIGNUPS_PER_CLIENT and by_address <= settings.THROTTLE_SIGNUPS_PER_ADDRESS
 
 
@@ -140,8 +164,10 @@ def password_reset_allowed(request: HttpRequest, *, email: str) -> bool:
     Counted whether or not the address has an account: the limit never tells the two apart.
     """
     window = settings.THROTTLE_PASSWORD_RESET_WINDOW
-    by_client = hit("password-reset-ip", client_ip(request), window=window)
-    by_address = hit("password-reset-email", email.strip(), window=window) if email.strip() else 0
+    by_client = hit("password-reset-ip", client_id(request), window=window)
+    # An address with no canonical form has no account: the client's limit covers it.
+    identity = canonical_email(email)
+    by_address = hit("password-reset-email", identity, window=window) if identity is not None else 0
     return (
         by_client <= settings.THROTTLE_PASSWORD_RESETS_PER_CLIENT
         and by_address <= settings.THROTTLE_PASSWORD_RESETS_PER_ADDRESS
@@ -155,18 +181,25 @@ def email_confirmation_resend_allowed(request: HttpRequest, *, user: Any) -> boo
 
 
 def login_throttle(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
-    """Refuse login attempts (the site's and the admin's) from a client or for an account with too many failures.
+    """Refuse login attempts (the site's and the admin's) from a client or for an account over its limits.
 
-    A cool-off, not a lock: the counts expire THROTTLE_LOGIN_WINDOW seconds after the first failure.
+    A cool-off, not a lock: the counts expire THROTTLE_LOGIN_WINDOW seconds after the first one.
+    Every attempt counts against its client, successful or not: each costs a password hash.
     """
 
     def middleware(request: HttpRequest) -> HttpResponse:
         if request.method == "POST" and request.path in {reverse("users:login"), reverse("admin:login")}:
-            username = request.POST.get("username", "")
-            if count("login-ip", client_ip(request)) >= settings.THROTTLE_LOGIN_FAILURES_PER_CLIENT or (
-                username and count("login-user", username) >= settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT
+            client = client_id(request)
+            window = settings.THROTTLE_LOGIN_WINDOW
+            account = canonical_email(request.POST.get("username", ""))
+            if (
+                hit("login-attempt-ip", client, window=window) > settings.THROTTLE_LOGINS_PER_CLIENT
+                or count("login-ip", client) >= settings.THROTTLE_LOGIN_FAILURES_PER_CLIENT
+                or (
+                    account is not None and count("login-user", account) >= settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT
+                )
             ):
-                return too_many(request, minutes=max(1, settings.THROTTLE_LOGIN_WINDOW // 60))
+                return too_many(request, minutes=max(1, window // 60))
         return get_response(request)
 
     return middleware
@@ -179,11 +212,13 @@ def count_login_failure(
     if request is None:
         return
     window = settings.THROTTLE_LOGIN_WINDOW
-    hit("login-ip", client_ip(request), window=window)
-    if username := credentials.get("username"):
-        hit("login-user", str(username), window=window)
+    hit("login-ip", client_id(request), window=window)
+    # The form hands over the username it normalised (NFKC): its canonical form is the raw one's.
+    if (account := canonical_email(str(credentials.get("username") or ""))) is not None:
+        hit("login-user", account, window=window)
 
 
 def forget_login_failures(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
     """A successful login clears the account's failures (not the client's)."""
-    reset("login-user", user.get_username())
+    if (account := canonical_email(user.get_username())) is not None:
+        reset("login-user", account)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
+import idna
 from django.core.exceptions import ValidationError
-from django.utils.encoding import punycode
 
 # Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties): invisible in an address,
 # so "ann@example.com" with one of them inside would be a second account for one mailbox.
@@ -25,15 +26,57 @@ def _is_invisible(char: str) -> bool:
     return unicodedata.category(char) in {"Cc", "Cf"} or any(low <= code <= high for low, high in DEFAULT_IGNORABLE)
 
 
+def _ascii_domain(domain: str) -> str:
+    """Return a domain in lower-case ASCII under UTS 46 / IDNA 2008; raise UnicodeError if it has none."""
+    # Non-transitional (idna's only mode): straße.de is xn--strae-oqa.de, not strasse.de (IDNA 2003's
+    # answer, another owner's domain). The mapping also folds case, fullwidth letters and dots, and
+    # drops what the standard ignores (a soft hyphen, a zero-width space).
+    labels = idna.uts46_remap(domain, std3_rules=False).split(".")
+    if len(labels) > 1 and labels[-1] == "":
+        labels.pop()  # the root: example.com. is example.com
+    if not all(labels):
+        raise idna.IDNAError("Empty label")
+    # ASCII labels are kept as they are: a domain stored under IDNA 2003 (xn--i-7iq.ws, a heart)
+    # stays its owner's login though IDNA 2008 cannot decode it; validate_mailbox refuses it for new ones.
+    return ".".join(label if label.isascii() else idna.alabel(label).decode("ascii") for label in labels)
+
+
+def mailbox_address(raw: str) -> str | None:
+    """Return an address as typed in the form it is stored in, or None if it cannot be one mailbox.
+
+    Trimmed and NFKC-normalised (as Django's login form normalises a username), the part before @
+    in ASCII and kept as typed, the domain in lower-case ASCII (UTS 46 / IDNA 2008).
+    """
+    text = unicodedata.normalize("NFKC", raw.strip()).strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain or not local.isascii():
+        return None
+    try:
+        return f"{local}@{_ascii_domain(domain)}"
+    except UnicodeError:
+        return None
+
+
+def canonical_email(raw: str) -> str | None:
+    """Return the one identity an address as typed stands for, or None if it stands for none.
+
+    The login looks accounts up by it and every abuse limit naming an address counts by it, so no
+    spelling the login accepts escapes a limit: two spellings are one account exactly when they
+    have one canonical form.
+    """
+    address = mailbox_address(raw)
+    return address.lower() if address is not None else None
+
+
 def normalize_email_domain(email: str) -> str:
-    """Return email with its domain in lower-case ASCII (IDNA): its Unicode and xn-- forms are one address."""
+    """Return email with only its domain in lower-case ASCII (UTS 46 / IDNA 2008), or as it is if that has none."""
     local, at, domain = email.rpartition("@")
     if not at or not domain:
         return email
     try:
-        return f"{local}@{punycode(domain.lower())}".rstrip(".")
+        return f"{local}@{_ascii_domain(domain)}"
     except UnicodeError:
-        return email  # validate_mailbox says why
+        return email
 
 
 def _scripts(label: str) -> set[str]:
@@ -45,25 +88,52 @@ def _scripts(label: str) -> set[str]:
     return found
 
 
+# RFC 5322's dot-atom without % and !, which mail servers read as routes (user%host@relay, host!user),
+# and so without quoted local parts, commas or spaces either.
+PLAIN_LOCAL_PART = re.compile(r"[A-Za-z0-9#$&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9#$&'*+/=?^_`{|}~-]+)*\Z")
+# Names that are this machine or its network, never a mailbox of a user's own (RFC 6761, RFC 6762).
+LOCAL_DOMAINS = ("localhost", "local", "internal", "home.arpa", "localdomain")
+
+
 def validate_mailbox(value: str) -> None:
-    """Refuse an address that is not one plain, deliverable mailbox.
+    """Refuse an address that is not one plain, deliverable mailbox on a public domain.
 
     Invisible characters, a domain that mixes scripts in one label (a Cyrillic "а" in a Latin name),
-    a domain that has no IDNA form, and a local part our mail server cannot send to (anything but
-    ASCII: SMTP without SMTPUTF8) are refused.
+    a domain that has no IDNA 2008 form, a local part our mail server cannot send to (anything but
+    ASCII: SMTP without SMTPUTF8) or would route elsewhere (quoted, %, !, a comma), and a domain
+    that is not a public name (localhost, a dotless name, an IP address) are refused.
     """
     if any(_is_invisible(char) for char in value):
         raise ValidationError("Enter the address without invisible characters.", code="invisible")
-    local, _at, domain = value.rpartition("@")
+    local, _at, domain = value.strip().rpartition("@")
     if not local.isascii():
         raise ValidationError(
-            "The part before @ must use plain letters, digits and . _ % + - only: we could not deliver mail to it.",
+            "The part before @ must use plain letters, digits and signs like . _ + - only: we could not deliver to it.",
             code="undeliverable",
         )
+    address = mailbox_address(value)
+    if address is None:
+        raise ValidationError("Enter a valid domain after @.", code="invalid_domain")
+    local, _at, ascii_domain = address.rpartition("@")
+    if ascii_domain.startswith("[") or ascii_domain.rsplit(".", 1)[-1].isdigit():
+        raise ValidationError(
+            "Enter an address on a domain name (like example.com), not on an IP address.", code="ip_literal"
+        )
+    if "." not in ascii_domain or any(
+        ascii_domain == name or ascii_domain.endswith(f".{name}") for name in LOCAL_DOMAINS
+    ):
+        raise ValidationError(
+            "Enter an address on a public domain (like example.com), not a local name such as localhost.",
+            code="local_domain",
+        )
+    if not PLAIN_LOCAL_PART.match(local):
+        raise ValidationError(
+            "The part before @ cannot be quoted or hold spaces, commas, % or !: mail servers read those as routes.",
+            code="routed_local_part",
+        )
     try:
-        ascii_domain = punycode(domain)
-        # Stored addresses carry the ASCII form: read its xn-- labels back to see their letters.
-        unicode_domain = ascii_domain.encode("ascii").decode("idna")
+        # Strict IDNA 2008 for new addresses: xn-- labels must decode (no IDNA 2003 symbols or emoji).
+        unicode_domain = idna.decode(ascii_domain)
     except UnicodeError:
         raise ValidationError("Enter a valid domain after @.", code="invalid_domain") from None
     for label in unicode_domain.split("."):
@@ -71,8 +141,6 @@ def validate_mailbox(value: str) -> None:
             raise ValidationError(
                 "The domain mixes alphabets (e.g. a Cyrillic letter among Latin ones).", code="mixed_scripts"
             )
-    if not ascii_domain:
-        raise ValidationError("Enter a valid domain after @.", code="invalid_domain")
 
 
 def validate_display_name(value: str) -> None:

@@ -149,7 +149,7 @@ class PasswordResetConfirmView(DjangoPasswordResetConfirmView):
         user_password_reset_complete(user=self.user, password=form.cleaned_data["new_password1"])
         del self.request.session[INTERNAL_RESET_SESSION_TOKEN]
         # Whoever proved the mailbox may sign in at once, past the failures a guesser left on the account.
-        throttle.reset("login-user", self.user.get_username())
+        throttle.forget_login_failures(sender=type(self), request=self.request, user=self.user)
         return HttpResponseRedirect(self.get_success_url())
 
     def render_to_response(self, context: dict[str, Any], **response_kwargs: Any) -> HttpResponse:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from events.conf import DEFAULTS as EVENTS_DEFAULTS
@@ -174,16 +175,29 @@ EVENTS_SWEEP_QUEUE = EVENTS_DEFAULTS.sweep_queue
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_REQUIRE_TOKEN = False
 
+
+def trusted_proxies(value: str) -> int:
+    """Return THROTTLE_TRUSTED_PROXIES as a count; refuse to start on anything else, empty included."""
+    if not (value.isascii() and value.isdigit()):
+        raise ImproperlyConfigured(
+            "Set THROTTLE_TRUSTED_PROXIES to the number of proxies in front of gunicorn that append "
+            "X-Forwarded-For: 0 if clients connect to gunicorn itself, 1 behind one load balancer or nginx."
+        )
+    return int(value)
+
+
 # CELERY (Redis broker)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # ABUSE LIMITS (users/throttle.py, counted in REDIS_URL), on in every settings module (local.py
 # raises the counts for a developer's machine). .env.example says what each one means.
-# Proxies in front of the site that append X-Forwarded-For (0: use the connection's address).
-THROTTLE_TRUSTED_PROXIES = env.int("THROTTLE_TRUSTED_PROXIES", default=0)
+# Proxies in front of the site that append X-Forwarded-For (0: use the connection's address);
+# production has no default (production.py says why).
+THROTTLE_TRUSTED_PROXIES = trusted_proxies(env.str("THROTTLE_TRUSTED_PROXIES", default="0"))
 THROTTLE_SIGNUP_WINDOW = env.int("THROTTLE_SIGNUP_WINDOW", default=3600)
 THROTTLE_SIGNUPS_PER_CLIENT = env.int("THROTTLE_SIGNUPS_PER_CLIENT", default=10)
 THROTTLE_SIGNUPS_PER_ADDRESS = env.int("THROTTLE_SIGNUPS_PER_ADDRESS", default=3)
 THROTTLE_LOGIN_WINDOW = env.int("THROTTLE_LOGIN_WINDOW", default=900)
+THROTTLE_LOGINS_PER_CLIENT = env.int("THROTTLE_LOGINS_PER_CLIENT", default=60)
 THROTTLE_LOGIN_FAILURES_PER_CLIENT = env.int("THROTTLE_LOGIN_FAILURES_PER_CLIENT", default=20)
 THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = env.int("THROTTLE_LOGIN_FAILURES_PER_ACCOUNT", default=5)
 THROTTLE_PASSWORD_RESET_WINDOW = env.int("THROTTLE_PASSWORD_RESET_WINDOW", default=3600)
@@ -274,6 +288,9 @@ CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=3.05)
 CRM_READ_TIMEOUT = env.float("CRM_READ_TIMEOUT", default=10.0)
 # The most one CRM request may take in all, however slowly the CRM trickles its answer.
 CRM_TOTAL_TIMEOUT = env.float("CRM_TOTAL_TIMEOUT", default=15.0)
+# Refuse to connect to a CRM whose name resolves to this machine, its link-local network or a
+# cloud's metadata service (production.py turns it on; the tests' CRM listens on 127.0.0.1).
+CRM_REFUSE_LOCAL_ADDRESSES = False
 
 # LOGGING
 LOGGING = {

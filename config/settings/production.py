@@ -7,7 +7,7 @@ from config.security import refuse_unsafe_crm_url, refuse_unsafe_redis_url
 
 from . import dotenv  # noqa: F401  (loads .env before base reads the environment)
 from .base import *  # noqa: F403
-from .base import CRM_API_URL, LOGGING, MIDDLEWARE, REDIS_URL, env
+from .base import CRM_API_URL, LOGGING, MIDDLEWARE, REDIS_URL, env, trusted_proxies
 
 DEBUG = False
 SECRET_KEY = env.str("DJANGO_SECRET_KEY")
@@ -18,8 +18,15 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 # The contact's e-mail and name go to CRM_API_URL: refuse to start if it could be intercepted.
 refuse_unsafe_crm_url(CRM_API_URL)
+# ... and refuse, at every connection, an address its name resolves to then (DNS changes, or is made to).
+CRM_REFUSE_LOCAL_ADDRESSES = True
 # Whoever can write to Redis can ring, flood or wipe the queues: a password, and TLS across a network.
 refuse_unsafe_redis_url(REDIS_URL)
+
+# The abuse limits' client address. No default is safe: 0 behind a proxy makes every client the
+# proxy (one bot trips the limits for everyone), 1 with gunicorn exposed lets each request name
+# its own address in X-Forwarded-For (no limit holds). The deployment must say which it is.
+THROTTLE_TRUSTED_PROXIES = trusted_proxies(env.str("THROTTLE_TRUSTED_PROXIES", default=""))
 
 # SECURITY
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

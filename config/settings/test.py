@@ -17,7 +17,8 @@ CELERY_BROKER_USE_SSL = broker_use_ssl(REDIS_URL)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # The test runner empties tables between tests (TRUNCATE): lift the audit log's append-only
-    # trigger (audit migration 0003) for this suite's sessions; tests/audit sets it back to check it.
+    # trigger (audit migrations 0003, 0005) for this suite's sessions, which it honours because they
+    # connect as the tables' owner; tests/audit sets it back, and tries it from a role that is not.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c audit.allow_erase=on"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so the real worker of the end-to-end tests shares the test database.

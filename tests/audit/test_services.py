@@ -94,3 +94,23 @@ def test_a_confirmed_address_and_a_password_reset_are_recorded_once_per_event() 
         user.pk,
         "reset_link",
     )
+
+
+def test_a_password_set_by_another_is_recorded_once_with_its_actor() -> None:
+    from audit.services import audit_entries_record_password_set
+    from users.events import UserPasswordSet
+
+    event = UserPasswordSet(user_id=7, actor_id=3, source="admin", usable=True)
+
+    audit_entries_record_password_set(events=[event])
+    audit_entries_record_password_set(events=[event])
+
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor_id, entry.target_user_id, entry.source, entry.event_id, entry.details) == (
+        "user.password_set",
+        3,
+        7,
+        "admin",
+        event.event_id,
+        {"usable": True},
+    )

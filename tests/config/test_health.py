@@ -179,6 +179,7 @@ PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.production",
     "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
     "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+    "THROTTLE_TRUSTED_PROXIES": "0",
     "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
     "DJANGO_READ_DOT_ENV": "false",
 }

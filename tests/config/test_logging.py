@@ -255,6 +255,7 @@ def test_production_logs_json_lines() -> None:
         "DJANGO_READ_DOT_ENV": "false",
         "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
         "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+        "THROTTLE_TRUSTED_PROXIES": "0",
         "REDIS_URL": "rediss://:redis-secret@redis.example.com:6380/0",
     }
     script = "import django, logging; django.setup(); logging.getLogger('relay.test').warning('hello')"

@@ -26,6 +26,7 @@ def production_env(**changes: str) -> dict[str, str]:
         "DJANGO_READ_DOT_ENV": "false",
         "DJANGO_SECRET_KEY": SECRET,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "THROTTLE_TRUSTED_PROXIES": "0",
         "DJANGO_SECURE_SSL_REDIRECT": "false",
         "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
         # Redis on this machine may be plain text, never without a password (no request here reaches it).
@@ -87,3 +88,37 @@ def test_production_refuses_to_start_with_a_weak_secret_key(secret: str) -> None
 
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("proxies", [None, "", "-1", "one"])
+def test_production_refuses_to_start_without_an_explicit_number_of_trusted_proxies(proxies: str | None) -> None:
+    # given: the variable unset, empty or not a count
+    env = production_env() if proxies is None else production_env(THROTTLE_TRUSTED_PROXIES=proxies)
+    if proxies is None:
+        del env["THROTTLE_TRUSTED_PROXIES"]
+
+    # when
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+    # then
+    assert result.returncode != 0
+    assert "Set THROTTLE_TRUSTED_PROXIES to the number of proxies" in result.stderr
+
+
+@pytest.mark.parametrize("proxies", ["0", "2"])
+def test_production_counts_the_client_behind_the_number_of_proxies_it_is_told(proxies: str) -> None:
+    script = "import django; django.setup(); from django.conf import settings; print(settings.THROTTLE_TRUSTED_PROXIES)"
+
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE_DIR,
+        env=production_env(THROTTLE_TRUSTED_PROXIES=proxies),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == proxies

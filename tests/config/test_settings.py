@@ -21,6 +21,7 @@ def test_deploy_checks_pass_under_production_settings() -> None:
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DJANGO_SECRET_KEY": "x7#Lq9!vT2@pZ4$wR8^mN6&kB3*hJ5(yF1)cD0-eG_sA+uQ=oI",
         "DJANGO_ALLOWED_HOSTS": "relay.example.com",
+        "THROTTLE_TRUSTED_PROXIES": "0",
         "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587",
         "CRM_API_URL": "https://crm.example.com/api",
         "CRM_API_KEY": "crm-secret",
@@ -222,7 +223,7 @@ def test_every_abuse_limit_is_documented_in_env_example_and_the_readme_configura
     readme = (BASE_DIR / "README.md").read_text()
     configuration = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
 
-    assert len(throttle_settings()) == 11
+    assert len(throttle_settings()) == 12
     for name in throttle_settings():
         assert f"# {name}={getattr(settings, name)}" in env_example, name
         assert f"| `{name}` | {getattr(settings, name)} |" in configuration, name
@@ -239,7 +240,8 @@ def test_local_settings_let_a_developer_try_the_signup_form_again_and_again() ->
     script = (
         "import django; django.setup(); from django.conf import settings; "
         "print(settings.THROTTLE_SIGNUPS_PER_CLIENT, settings.THROTTLE_SIGNUPS_PER_ADDRESS, "
-        "settings.THROTTLE_LOGIN_FAILURES_PER_CLIENT, settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT)"
+        "settings.THROTTLE_LOGINS_PER_CLIENT, settings.THROTTLE_LOGIN_FAILURES_PER_CLIENT, "
+        "settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT)"
     )
 
     result = subprocess.run(
@@ -247,7 +249,7 @@ def test_local_settings_let_a_developer_try_the_signup_form_again_and_again() ->
     )
 
     assert result.returncode == 0, result.stderr
-    assert [int(value) for value in result.stdout.split()] == [1000, 100, 1000, 100]
+    assert [int(value) for value in result.stdout.split()] == [1000, 100, 1000, 1000, 100]
     # The .env that `make run` writes from .env.example sets none of them back to the strict defaults.
     assert not [line for line in (BASE_DIR / ".env.example").read_text().splitlines() if line.startswith("THROTTLE_")]
 
@@ -255,3 +257,4 @@ def test_local_settings_let_a_developer_try_the_signup_form_again_and_again() ->
 def test_the_test_settings_keep_the_strict_abuse_limits_of_production() -> None:
     assert (settings.THROTTLE_SIGNUPS_PER_CLIENT, settings.THROTTLE_SIGNUPS_PER_ADDRESS) == (10, 3)
     assert (settings.THROTTLE_LOGIN_FAILURES_PER_CLIENT, settings.THROTTLE_LOGIN_FAILURES_PER_ACCOUNT) == (20, 5)
+    assert settings.THROTTLE_LOGINS_PER_CLIENT == 60

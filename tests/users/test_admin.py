@@ -1,11 +1,17 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group, Permission
+from django.db import transaction
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
+from audit.models import AuditEntry
 from events.models import Delivery, DeliveryAttempt, Event
 from events.testing import run_due
 from tests.factories import UserCreatedFactory, UserFactory
@@ -57,6 +63,46 @@ def test_admin_add_form_applies_validators_and_creates_nothing(
     assert "email" in errors and "password1" in errors
     assert User.objects.filter(email__iexact="taken@example.com").count() == 1
     assert captured_events == []
+
+
+@pytest.mark.parametrize(
+    "email, message",
+    [
+        ("root@localhost", "not a local name"),
+        ("x@[127.0.0.1]", "not on an IP address"),
+        ('"a@b"@example.com', "cannot be quoted"),
+        ("ann%evil.com@example.com", "cannot be quoted"),
+    ],
+)
+def test_admin_add_form_refuses_an_address_the_project_should_never_mail(
+    staff_client: Client, captured_events: list[UserCreated], password: str, email: str, message: str
+) -> None:
+    response = staff_client.post(ADD_URL, {"email": email, "name": "", "password1": password, "password2": password})
+
+    assert response.status_code == 200
+    assert message in str(response.context["adminform"].form.errors["email"])
+    assert not User.objects.filter(email=email).exists()
+    assert captured_events == []
+
+
+def test_an_address_edited_in_the_admin_is_stored_in_its_one_form_and_its_owner_can_log_in(
+    staff_client: Client, password: str
+) -> None:
+    # given
+    user = UserFactory(email="ann@example.com")
+    change_url = reverse("admin:users_user_change", args=[user.pk])
+    form = staff_client.get(change_url).context["adminform"].form
+    data = {key: value for key, value in form.initial.items() if value is not None and key != "password"}
+    data |= {"email": " Ann@Straße.DE ", "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"}
+
+    # when
+    response = staff_client.post(change_url, {k: v for k, v in data.items() if k != "last_login"})
+
+    # then
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    user.refresh_from_db()
+    assert user.email == "Ann@xn--strae-oqa.de"
+    assert Client().login(email="ann@straße.de", password=password)
 
 
 def test_admin_edit_emits_nothing(
@@ -213,3 +259,201 @@ def test_the_user_page_tells_each_attempt_to_the_second_and_its_date_when_not_th
 
     assert "<td>10:00:07</td>" in same_day.text
     assert "<td>2026-01-03 10:00:07</td>" in next_day.text
+
+
+# Privileges and passwords changed by others leave a trace: through forms, as an attacker would post them.
+
+
+def _csrf_client(user: User) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def _post_form(client: Client, url: str, data: dict[str, Any]) -> HttpResponse:
+    """GET the form at url, then POST data to it with the csrftoken cookie the GET set."""
+    assert client.get(url).status_code == 200
+    return client.post(url, data | {"csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+
+
+def _permissions(*names: str) -> list[Permission]:
+    return [
+        Permission.objects.get(content_type__app_label=name.split(".")[0], codename=name.split(".")[1])
+        for name in names
+    ]
+
+
+def _audited(action: str) -> dict[int, list[AuditEntry]]:
+    entries: dict[int, list[AuditEntry]] = {}
+    for entry in AuditEntry.objects.filter(action=action).order_by("id"):
+        entries.setdefault(entry.target_user_id, []).append(entry)
+    return entries
+
+
+def test_a_group_s_permissions_changed_in_the_admin_are_audited_once_for_every_member() -> None:
+    # given: a clerk who may change groups, in "support" with another member, and a user outside it
+    support = Group.objects.create(name="support")
+    support.permissions.set(_permissions("auth.view_group", "auth.change_group"))
+    clerk = UserFactory(is_staff=True)
+    member = UserFactory()
+    outsider = UserFactory()
+    support.user_set.add(clerk, member)
+    run_due("audit.record_privileges_changed")  # nothing owed yet: a new group's set-up has no member
+    url = reverse("admin:auth_group_change", args=[support.pk])
+
+    # when: the clerk gives the group change_user and replay_delivery, and drops view_group
+    granted = _permissions("auth.change_group", "users.change_user", "events.replay_delivery")
+    response = _post_form(
+        _csrf_client(clerk), url, {"name": "support", "permissions": [permission.pk for permission in granted]}
+    )
+
+    # then: one entry per member (set() removed, then added: still one), by the clerk, saying what changed
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
+    run_due("audit.record_privileges_changed")
+    audited = _audited(AuditEntry.Action.PRIVILEGES_CHANGED)
+    assert {user_id: len(entries) for user_id, entries in audited.items()} == {clerk.pk: 1, member.pk: 1}
+    assert outsider.pk not in audited
+    entry = audited[member.pk][0]
+    assert (entry.actor_id, entry.source) == (clerk.pk, "admin")
+    assert entry.details == {
+        "group_permissions": [
+            {"support": ["auth.change_group", "auth.view_group"]},
+            {"support": ["auth.change_group", "events.replay_delivery", "users.change_user"]},
+        ]
+    }
+
+
+def test_a_group_saved_in_the_admin_with_its_permissions_unchanged_is_not_audited(staff_user: User) -> None:
+    support = Group.objects.create(name="support")
+    support.permissions.set(_permissions("auth.view_group"))
+    support.user_set.add(UserFactory())
+    Event.objects.all().delete()
+
+    response = _post_form(
+        _csrf_client(staff_user),
+        reverse("admin:auth_group_change", args=[support.pk]),
+        {"name": "helpdesk", "permissions": [permission.pk for permission in _permissions("auth.view_group")]},
+    )
+
+    assert response.status_code == 302
+    assert not Event.objects.exists()
+
+
+def test_a_group_s_permissions_changed_in_code_are_audited_for_every_member() -> None:
+    # given: a group of two
+    support = Group.objects.create(name="support")
+    first, second = UserFactory(), UserFactory()
+    support.user_set.add(first, second)
+    change_user, replay = _permissions("users.change_user", "events.replay_delivery")
+
+    # when: permissions are added, removed, set, cleared, and added from the permission's side
+    support.permissions.add(change_user)
+    support.permissions.add(change_user)  # already there: nothing changes
+    support.permissions.remove(change_user)
+    support.permissions.set([change_user, replay])
+    support.permissions.clear()
+    replay.group_set.add(support)
+
+    # then: five changes for each member, told as they happened, by no one known
+    run_due("audit.record_privileges_changed")
+    audited = _audited(AuditEntry.Action.PRIVILEGES_CHANGED)
+    assert {user_id: len(entries) for user_id, entries in audited.items()} == {first.pk: 5, second.pk: 5}
+    assert [entry.details["group_permissions"][1]["support"] for entry in audited[first.pk]] == [
+        ["users.change_user"],
+        [],
+        ["events.replay_delivery", "users.change_user"],
+        [],
+        ["events.replay_delivery"],
+    ]
+    assert {(entry.actor_id, entry.source) for entry in audited[second.pk]} == {(None, "service")}
+
+
+def test_a_group_change_rolled_back_is_not_audited() -> None:
+    support = Group.objects.create(name="support")
+    support.user_set.add(UserFactory())
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        support.permissions.add(*_permissions("users.change_user"))
+        raise RuntimeError("rolled back")
+
+    assert not Event.objects.filter(name="user.privileges_changed").exists()
+    support.permissions.add(*_permissions("users.change_user"))
+    assert Event.objects.filter(name="user.privileges_changed").count() == 1
+
+
+@pytest.fixture
+def clerk() -> User:
+    """A staff member who may view and change users, not a superuser."""
+    clerk = UserFactory(is_staff=True)
+    clerk.user_permissions.add(*_permissions("users.view_user", "users.change_user"))
+    return clerk
+
+
+def test_a_password_set_in_the_admin_by_another_is_audited_without_the_password(clerk: User, password: str) -> None:
+    # given: a superuser, and a clerk who may change users
+    root = UserFactory(is_staff=True, is_superuser=True)
+    new_password = password + "-Taken0ver"
+
+    # when: the clerk sets the superuser's password, and signs in with it
+    response = _post_form(
+        _csrf_client(clerk),
+        reverse("admin:auth_user_password_change", args=[root.pk]),
+        {"usable_password": "true", "password1": new_password, "password2": new_password},
+    )
+    assert response.status_code == 302, response.context["form"].errors if response.context else ""
+    assert Client().login(email=root.email, password=new_password)
+
+    # then: the audit log says who set whose password, and holds neither the password nor its hash
+    run_due("audit.record_password_set")
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.PASSWORD_SET)
+    assert (entry.actor_id, entry.target_user_id, entry.source, entry.details) == (
+        clerk.pk,
+        root.pk,
+        "admin",
+        {"usable": True},
+    )
+    root.refresh_from_db()
+    stored = json.dumps(list(Event.objects.values_list("payload", flat=True))) + json.dumps(entry.details)
+    assert new_password not in stored and root.password not in stored
+    assert AuditEntry.objects.filter(target_user_id=root.pk).count() == 1
+
+
+def test_a_password_login_disabled_in_the_admin_by_another_is_audited(clerk: User) -> None:
+    user = UserFactory()
+
+    response = _post_form(
+        _csrf_client(clerk),
+        reverse("admin:auth_user_password_change", args=[user.pk]),
+        {"usable_password": "false", "unset-password": "1"},
+    )
+
+    assert response.status_code == 302
+    run_due("audit.record_password_set")
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.PASSWORD_SET)
+    assert (entry.actor_id, entry.target_user_id, entry.details) == (clerk.pk, user.pk, {"usable": False})
+
+
+def test_a_refused_password_form_and_one_s_own_password_are_not_audited(
+    clerk: User, staff_user: User, password: str
+) -> None:
+    user = UserFactory()
+    clerk_client = _csrf_client(clerk)
+
+    refused = _post_form(
+        clerk_client,
+        reverse("admin:auth_user_password_change", args=[user.pk]),
+        {"usable_password": "true", "password1": password, "password2": password + "x"},
+    )
+    own = _post_form(
+        _csrf_client(staff_user),
+        reverse("admin:auth_user_password_change", args=[staff_user.pk]),
+        {"usable_password": "true", "password1": password, "password2": password},
+    )
+    missing = clerk_client.post(
+        reverse("admin:auth_user_password_change", args=["nope"]),
+        {"csrfmiddlewaretoken": clerk_client.cookies["csrftoken"].value},
+    )
+
+    assert (refused.status_code, own.status_code) == (200, 302)
+    assert missing.status_code == 404
+    assert not Event.objects.filter(name="user.password_set").exists()

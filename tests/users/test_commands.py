@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -74,3 +76,49 @@ def test_ensure_superuser_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) 
 
     with pytest.raises(CommandError, match="DJANGO_SUPERUSER_EMAIL"):
         call_command("ensure_superuser")
+
+
+def test_changepassword_is_audited_from_the_cli_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, password: str
+) -> None:
+    from django.contrib.auth.management.commands.changepassword import Command as DjangoCommand
+
+    from audit.models import AuditEntry
+    from events.models import Event
+    from events.testing import run_due
+    from tests.factories import UserFactory
+
+    # given: an operator on the server types a new password for a user, twice
+    user = UserFactory(email="ann@example.com")
+    monkeypatch.setattr(DjangoCommand, "_get_pass", lambda self, prompt="Password: ": password)
+
+    # when
+    call_command("changepassword", "ann@example.com", stdout=StringIO())
+
+    # then: the password works, and the audit log says it was set from the command line
+    user.refresh_from_db()
+    assert user.check_password(password)
+    run_due("audit.record_password_set")
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.actor_id, entry.target_user_id, entry.source) == (
+        AuditEntry.Action.PASSWORD_SET,
+        None,
+        user.pk,
+        "cli",
+    )
+    assert password not in str(Event.objects.get().payload)
+
+
+def test_changepassword_refused_records_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.contrib.auth.management.commands.changepassword import Command as DjangoCommand
+
+    from events.models import Event
+    from tests.factories import UserFactory
+
+    UserFactory(email="ann@example.com")
+    monkeypatch.setattr(DjangoCommand, "_get_pass", lambda self, prompt="Password: ": "123")
+
+    with pytest.raises(CommandError, match="Aborting"):
+        call_command("changepassword", "ann@example.com", stdout=StringIO(), stderr=StringIO())
+
+    assert not Event.objects.exists()

@@ -96,3 +96,21 @@ def test_account_events_round_trip_through_json_and_carry_no_token(event: object
 
     assert restored == event
     assert set(event.to_dict()) <= {"event_id", "occurred_at", "user_id", "method", "version"}
+
+
+def test_a_user_privileges_changed_stored_before_its_source_was_is_the_admin_s() -> None:
+    from users.events import UserPrivilegesChanged
+
+    stored = UserPrivilegesChanged(user_id=3, actor_id=1, changes={}, source="service").to_dict()
+    del stored["source"]
+
+    assert UserPrivilegesChanged.from_dict(stored).source == "admin"
+
+
+def test_user_password_set_round_trips_through_json_and_holds_no_password() -> None:
+    from users.events import UserPasswordSet
+
+    event = UserPasswordSet(user_id=3, actor_id=None, source="cli", usable=False)
+
+    assert UserPasswordSet.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+    assert set(event.to_dict()) == {"event_id", "occurred_at", "user_id", "actor_id", "source", "usable", "version"}

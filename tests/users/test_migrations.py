@@ -43,3 +43,15 @@ def test_a_second_account_for_one_mailbox_is_left_alone_and_named_by_id(capsys) 
     assert set(User.objects.values_list("email", flat=True)) == {"ann@xn--bcher-kva.de", "ann@bücher.de"}
     out = capsys.readouterr().out
     assert f"{newer.pk} (same mailbox as {older.pk})" in out and "bücher" not in out
+
+
+def test_a_domain_not_yet_normalised_gets_its_idna_2008_form_not_idna_2003_s(client) -> None:
+    # IDNA 2003 would have made it strasse.de: another domain, and another owner, under IDNA 2008.
+    user = UserFactory(email="ann@straße.de")
+
+    migration.normalize_domains(apps, None)
+
+    user.refresh_from_db()
+    assert user.email == "ann@xn--strae-oqa.de"
+    assert client.login(email="ann@STRASSE.de", password=PASSWORD) is False
+    assert client.login(email="ann@straße.de", password=PASSWORD)

@@ -159,3 +159,33 @@ def test_the_login_page_asked_to_return_to_itself_sends_a_signed_in_user_home(st
 
     assert response.status_code == 302
     assert response.url == "/"
+
+
+NEVER_MAILED = [
+    ("root@localhost", "not a local name"),
+    ("x@[127.0.0.1]", "not on an IP address"),
+    ('"a@b"@example.com', "cannot be quoted"),
+    ("ann%evil.com@example.com", "cannot be quoted"),
+    ("evil.com!ann@example.com", "cannot be quoted"),
+    ("ann,bob@example.com", "Enter a valid email address"),
+    ("ann@intranet", "Enter a valid email address"),
+]
+
+
+@pytest.mark.parametrize("email, message", NEVER_MAILED)
+def test_signup_with_an_address_the_project_should_never_mail_is_a_form_error(
+    password: str, email: str, message: str
+) -> None:
+    # given: a browser's session, CSRF enforced
+    client = Client(enforce_csrf_checks=True)
+    client.get(SIGNUP_URL)
+
+    # when
+    response = client.post(
+        SIGNUP_URL, signup_data(password, email=email, csrfmiddlewaretoken=client.cookies["csrftoken"].value)
+    )
+
+    # then
+    assert response.status_code == 200
+    assert message in str(response.context["form"].errors["email"])
+    assert not User.objects.exists()
