@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
-from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
+from django.contrib.auth.forms import SetPasswordForm
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import INTERNAL_RESET_SESSION_TOKEN
 from django.contrib.auth.views import LoginView as DjangoLoginView
@@ -21,7 +21,7 @@ from django.views.generic import FormView, TemplateView, View
 
 from users import throttle
 from users.events import EmailConfirmationMethod, UserCreationSource
-from users.forms import UserCreationForm
+from users.forms import PasswordResetForm, UserCreationForm
 from users.services import (
     user_confirm_email,
     user_create,

@@ -218,3 +218,34 @@ def test_a_link_sent_before_the_account_was_closed_is_refused() -> None:
 
     assert response.status_code == 400
     assert not Event.objects.filter(name=UserPasswordReset.name).exists()
+
+
+@pytest.mark.parametrize("spelling", ["ANN@EXAMPLE.COM", " ann@example.com ", "ａｎｎ@example.com"])
+def test_a_reset_finds_the_account_by_any_spelling_the_login_accepts(spelling: str) -> None:
+    UserFactory(email="ann@example.com")
+
+    ask_reset(Client(enforce_csrf_checks=True), spelling)
+    run_due(send_password_reset_email.name)
+
+    assert [message.to for message in mail.outbox] == [["ann@example.com"]]
+
+
+def test_the_per_address_limit_counts_every_spelling_as_one(settings) -> None:
+    settings.THROTTLE_PASSWORD_RESETS_PER_ADDRESS = 2
+    spellings = ["ann@example.com", "ANN@example.com", "ａｎｎ@example.com"]
+
+    statuses = [
+        ask_reset(Client(enforce_csrf_checks=True, REMOTE_ADDR=f"198.51.100.{n}"), email).status_code
+        for n, email in enumerate(spellings)
+    ]
+
+    assert statuses == [302, 302, 429]
+
+
+@pytest.mark.parametrize("email", ["not-an-address", ""])
+def test_what_is_no_address_is_a_form_error_and_sends_nothing(email: str) -> None:
+    response = ask_reset(Client(enforce_csrf_checks=True), email)
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["email"]
+    assert not Event.objects.exists()
