@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class AuditConfig(AppConfig):
-    """Consumer: an append-only audit entry per user created, privileges changed, password set and operator act."""
+    """Consumer: append-only audit entries: users created, confirmed, reset; privileges, passwords set; operators."""
 
     name = "audit"
     verbose_name = "Audit log"

@@ -31,6 +31,8 @@ class AuditEntry(models.Model):
         CONSUMER_RESUMED = "consumer.resumed", "Consumer resumed"
         DELIVERIES_REPLAYED = "deliveries.replayed", "Deliveries replayed"
         PASSWORD_SET = "user.password_set", "Password set by another"
+        EMAIL_CONFIRMED = "user.email_confirmed", "E-mail address confirmed"
+        PASSWORD_RESET = "user.password_reset", "Password reset"
 
     action = models.CharField(max_length=64, choices=Action.choices)
     # Plain ids, not foreign keys: an entry stays, unchanged, when the user it names is deleted.

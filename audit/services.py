@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit.models import AuditEntry
 from events.api import OperatorActed
-from users.events import UserCreated, UserPasswordSet, UserPrivilegesChanged
+from users.events import UserCreated, UserEmailConfirmed, UserPasswordReset, UserPasswordSet, UserPrivilegesChanged
 
 
 def audit_entries_record_user_created(*, events: list[UserCreated]) -> None:
@@ -72,6 +72,41 @@ def audit_entries_record_password_set(*, events: list[UserPasswordSet]) -> None:
                 source=event.source,
                 occurred_at=event.occurred_at,
                 details={"usable": event.usable},
+            )
+            for event in events
+        ]
+    )
+
+
+def audit_entries_record_email_confirmed(*, events: list[UserEmailConfirmed]) -> None:
+    """Record each confirmation of a user's e-mail address, and how it was proved, in one insert."""
+    _insert(
+        [
+            AuditEntry(
+                event_id=event.event_id,
+                action=AuditEntry.Action.EMAIL_CONFIRMED,
+                # The owner of the mailbox, acting on their own account.
+                actor_id=event.user_id,
+                target_user_id=event.user_id,
+                source=event.method.value,
+                occurred_at=event.occurred_at,
+            )
+            for event in events
+        ]
+    )
+
+
+def audit_entries_record_password_reset(*, events: list[UserPasswordReset]) -> None:
+    """Record each password a user set through a reset link, in one insert."""
+    _insert(
+        [
+            AuditEntry(
+                event_id=event.event_id,
+                action=AuditEntry.Action.PASSWORD_RESET,
+                actor_id=event.user_id,
+                target_user_id=event.user_id,
+                source="reset_link",
+                occurred_at=event.occurred_at,
             )
             for event in events
         ]

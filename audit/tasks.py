@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from audit.services import (
+    audit_entries_record_email_confirmed,
     audit_entries_record_operator_actions,
+    audit_entries_record_password_reset,
     audit_entries_record_password_set,
     audit_entries_record_privileges_changed,
     audit_entries_record_user_created,
 )
 from events.api import OperatorActed, consumer, operator_acted
-from users.events import UserCreated, UserPasswordSet, UserPrivilegesChanged
-from users.signals import user_created, user_password_set, user_privileges_changed
+from users.events import UserCreated, UserEmailConfirmed, UserPasswordReset, UserPasswordSet, UserPrivilegesChanged
+from users.signals import (
+    user_created,
+    user_email_confirmed,
+    user_password_reset,
+    user_password_set,
+    user_privileges_changed,
+)
 
 
 @consumer(user_created, atomic=True, many=True, batch_size=100)
@@ -35,3 +43,15 @@ def record_operator_action(events: list[OperatorActed]) -> None:
 def record_password_set(events: list[UserPasswordSet]) -> None:
     """Record UserPasswordSet events in the audit log."""
     audit_entries_record_password_set(events=events)
+
+
+@consumer(user_email_confirmed, atomic=True, many=True, batch_size=100)
+def record_email_confirmed(events: list[UserEmailConfirmed]) -> None:
+    """Record UserEmailConfirmed events in the audit log."""
+    audit_entries_record_email_confirmed(events=events)
+
+
+@consumer(user_password_reset, atomic=True, many=True, batch_size=100)
+def record_password_reset(events: list[UserPasswordReset]) -> None:
+    """Record UserPasswordReset events in the audit log."""
+    audit_entries_record_password_reset(events=events)

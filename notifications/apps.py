@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class NotificationsConfig(AppConfig):
-    """Consumer: the welcome e-mail to a new user and a notice to the admins."""
+    """Consumer: the welcome e-mail to a new user, a notice to the admins, and password reset links."""
 
     name = "notifications"
     verbose_name = "Notifications"

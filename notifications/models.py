@@ -12,6 +12,8 @@ class Notification(models.Model):
     class Kind(models.TextChoices):
         WELCOME = "welcome", "Welcome e-mail"
         ADMIN_NOTICE = "admin_notice", "Admin notice"
+        PASSWORD_RESET = "password_reset", "Password reset e-mail"
+        EMAIL_CONFIRMATION = "email_confirmation", "New confirmation link"
 
     kind = models.CharField(max_length=32, choices=Kind.choices)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")

@@ -12,14 +12,19 @@ from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import EmailMultiAlternatives, mailers
 from django.core.mail.backends.base import BaseEmailBackend
 from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
 
 from events.api import PermanentError, TransientError, fence
 from notifications.models import Notification
-from users.events import UserCreated
+from users.events import UserCreated, UserEmailConfirmationRequested, UserPasswordResetRequested
 from users.models import User
+from users.tokens import email_confirmation_token_make
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +117,18 @@ def _send(message: EmailMultiAlternatives, *, whom: str) -> None:
         raise MailDeferredError(f"mail server refused to send to {whom} ({error.smtp_code})") from None
 
 
+def _site_link(path: str) -> str:
+    """Return the absolute link to path on the site: SITE_URL, never a request's Host header."""
+    return f"{settings.SITE_URL.rstrip('/')}{path}"
+
+
 def _send_and_record(
-    *, event: UserCreated, user: User, kind: Notification.Kind, message: EmailMultiAlternatives, whom: str
+    *,
+    event: UserCreated | UserPasswordResetRequested | UserEmailConfirmationRequested,
+    user: User,
+    kind: Notification.Kind,
+    message: EmailMultiAlternatives,
+    whom: str,
 ) -> Notification:
     # The row is written right after the server accepts the message: a crash in between resends
     # it, with the same Message-ID.
@@ -131,6 +146,15 @@ def _send_and_record(
     return notification
 
 
+def _confirmation_context(*, user: User) -> dict[str, Any]:
+    """Return the confirmation link for an unconfirmed user, made now, and how long it works."""
+    confirm_url = None
+    if user.email_confirmed_at is None:
+        token = email_confirmation_token_make(user=user)
+        confirm_url = _site_link(reverse("users:email_confirm", kwargs={"token": token}))
+    return {"confirm_url": confirm_url, "valid_days": max(1, settings.EMAIL_CONFIRMATION_TIMEOUT // 86400)}
+
+
 def welcome_email_send(*, event: UserCreated) -> Notification | None:
     """Send the new user their welcome e-mail, unless it was already sent for this event."""
     user = User.objects.filter(pk=event.user_id).first()
@@ -142,7 +166,65 @@ def welcome_email_send(*, event: UserCreated) -> Notification | None:
         return sent
     kind = Notification.Kind.WELCOME
     msgid = message_id(event_id=event.event_id, kind=kind, recipient=user.email)
-    message = _render_email(template="welcome", context={"user": user}, to=user.email, msgid=msgid)
+    # The link is made now, at the send: a token is never in the event, the task or a row. The
+    # templates carry nothing the signer-up chose (the display name could be anyone's words, and
+    # the address anyone's mailbox), only the address itself: README, "E-mail confirmation".
+    context = {
+        **_confirmation_context(user=user),
+        "email": user.email,
+        "login_url": _site_link(reverse("users:login")),
+        "password_reset_url": _site_link(reverse("users:password_reset")),
+    }
+    message = _render_email(template="welcome", context=context, to=user.email, msgid=msgid)
+    return _send_and_record(event=event, user=user, kind=kind, message=message, whom=f"the address of user {user.pk}")
+
+
+def password_reset_email_send(*, event: UserPasswordResetRequested) -> Notification | None:
+    """Send the user a password reset link made now, unless it was already sent for this event."""
+    user = User.objects.filter(pk=event.user_id).first()
+    if user is None or not user.is_active or not user.has_usable_password():
+        logger.info("Password reset e-mail skipped: user %s cannot reset (event %s)", event.user_id, event.event_id)
+        return None
+    kind = Notification.Kind.PASSWORD_RESET
+    sent = Notification.objects.filter(event_id=event.event_id, kind=kind).first()
+    if sent is not None:
+        return sent
+    msgid = message_id(event_id=event.event_id, kind=kind, recipient=user.email)
+    # Django's own token: it stops working once the password changes or the user signs in, and after
+    # PASSWORD_RESET_TIMEOUT. Made at the send, it lives only in the message.
+    path = reverse(
+        "users:password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    context = {
+        "email": user.email,
+        "reset_url": _site_link(path),
+        "valid_minutes": max(1, settings.PASSWORD_RESET_TIMEOUT // 60),
+    }
+    message = _render_email(template="password_reset", context=context, to=user.email, msgid=msgid)
+    return _send_and_record(event=event, user=user, kind=kind, message=message, whom=f"the address of user {user.pk}")
+
+
+def email_confirmation_send(*, event: UserEmailConfirmationRequested) -> Notification | None:
+    """Send the user a new confirmation link made now, unless it was sent for this event or the address is confirmed."""
+    user = User.objects.filter(pk=event.user_id, is_active=True).first()
+    if user is None or user.email_confirmed_at is not None:
+        logger.info("Confirmation link skipped: user %s is gone or confirmed (event %s)", event.user_id, event.event_id)
+        return None
+    kind = Notification.Kind.EMAIL_CONFIRMATION
+    sent = Notification.objects.filter(event_id=event.event_id, kind=kind).first()
+    if sent is not None:
+        return sent
+    msgid = message_id(event_id=event.event_id, kind=kind, recipient=user.email)
+    context = {
+        **_confirmation_context(user=user),
+        "email": user.email,
+        "password_reset_url": _site_link(reverse("users:password_reset")),
+    }
+    message = _render_email(template="email_confirmation", context=context, to=user.email, msgid=msgid)
     return _send_and_record(event=event, user=user, kind=kind, message=message, whom=f"the address of user {user.pk}")
 
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from events.api import consumer
-from notifications.services import admin_notice_send, mail_session, welcome_email_send
-from users.events import UserCreated
-from users.signals import user_created
+from notifications.services import (
+    admin_notice_send,
+    email_confirmation_send,
+    mail_session,
+    password_reset_email_send,
+    welcome_email_send,
+)
+from users.events import UserCreated, UserEmailConfirmationRequested, UserPasswordResetRequested
+from users.signals import user_created, user_email_confirmation_requested, user_password_reset_requested
 
 
 @consumer(user_created, batch_size=25, session=mail_session)
@@ -18,3 +24,15 @@ def send_welcome_email(event: UserCreated) -> None:
 def notify_admins(event: UserCreated) -> None:
     """Send the admins the notice of a UserCreated event."""
     admin_notice_send(event=event)
+
+
+@consumer(user_password_reset_requested, batch_size=25, session=mail_session)
+def send_password_reset_email(event: UserPasswordResetRequested) -> None:
+    """Send the password reset link for a UserPasswordResetRequested event."""
+    password_reset_email_send(event=event)
+
+
+@consumer(user_email_confirmation_requested, batch_size=25, session=mail_session)
+def send_email_confirmation(event: UserEmailConfirmationRequested) -> None:
+    """Send a new confirmation link for a UserEmailConfirmationRequested event."""
+    email_confirmation_send(event=event)

@@ -160,3 +160,153 @@ class UserPasswordSet:
             usable=bool(data["usable"]),
             version=int(data["version"]),
         )
+
+
+class EmailConfirmationMethod(StrEnum):
+    """How the owner of a mailbox proved it."""
+
+    LINK = "link"
+    PASSWORD_RESET = "password_reset"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserEmailConfirmed:
+    """The owner of a user's e-mail address proved it (a confirmation link, a password reset), and it committed."""
+
+    name: ClassVar[str] = "user.email_confirmed"
+
+    user_id: int
+    method: EmailConfirmationMethod
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+        object.__setattr__(self, "method", EmailConfirmationMethod(self.method))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "method": self.method.value,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserEmailConfirmed:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            method=EmailConfirmationMethod(data["method"]),
+            version=int(data["version"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserPasswordResetRequested:
+    """Someone asked for a password reset link for an active user's address, and it committed.
+
+    The link itself is made when the e-mail is sent: no token is ever stored or queued.
+    """
+
+    name: ClassVar[str] = "user.password_reset_requested"
+
+    user_id: int
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserPasswordResetRequested:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            version=int(data["version"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserPasswordReset:
+    """A user set a new password through a password reset link, and it committed."""
+
+    name: ClassVar[str] = "user.password_reset"
+
+    user_id: int
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserPasswordReset:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            version=int(data["version"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserEmailConfirmationRequested:
+    """A signed-in user with an unconfirmed address asked for a new confirmation link, and it committed."""
+
+    name: ClassVar[str] = "user.email_confirmation_requested"
+
+    user_id: int
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserEmailConfirmationRequested:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            version=int(data["version"]),
+        )

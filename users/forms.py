@@ -6,11 +6,13 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import BaseUserCreationForm
+from django.contrib.auth.forms import PasswordResetForm as DjangoPasswordResetForm
 from django.contrib.auth.forms import UserChangeForm as DjangoUserChangeForm
 from django.forms import BoundField, Widget
 
 from users.models import User
 from users.services import EMAIL_TAKEN_MESSAGE, user_email_is_taken
+from users.validators import canonical_email
 
 
 class FocusFirstInvalidBoundField(BoundField):
@@ -61,3 +63,18 @@ class UserChangeForm(DjangoUserChangeForm):
     def clean_email(self) -> str:
         """Store an edited address in its one form, as a signup would: else its owner's login would miss it."""
         return User.objects.normalize_email(self.cleaned_data["email"])
+
+
+class PasswordResetForm(DjangoPasswordResetForm):
+    """The address to send a reset link to, in any spelling the login accepts (Django's EmailField takes fewer)."""
+
+    email = forms.CharField(
+        label="E-mail address", max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+
+    def clean_email(self) -> str:
+        """Refuse what is no address at all; whether one has an account is never told."""
+        email = self.cleaned_data["email"]
+        if canonical_email(email) is None:
+            raise forms.ValidationError("Enter a valid e-mail address.", code="invalid")
+        return email

@@ -57,6 +57,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     is_active = models.BooleanField("active", default=True)
     date_joined = models.DateTimeField("date joined", default=timezone.now)
+    # Set when the owner of the mailbox proved it (a confirmation link, a password reset): until then
+    # mail to the address carries nothing the signer-up chose (README, "E-mail confirmation").
+    email_confirmed_at = models.DateTimeField("e-mail confirmed at", null=True, blank=True)
 
     objects = UserManager()
 

@@ -13,11 +13,30 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from events.api import publish
-from users.events import UserCreated, UserCreationSource, UserPasswordSet, UserPrivilegesChanged
+from users.events import (
+    EmailConfirmationMethod,
+    UserCreated,
+    UserCreationSource,
+    UserEmailConfirmationRequested,
+    UserEmailConfirmed,
+    UserPasswordReset,
+    UserPasswordResetRequested,
+    UserPasswordSet,
+    UserPrivilegesChanged,
+)
 from users.models import User
-from users.signals import user_created, user_password_set, user_privileges_changed
+from users.signals import (
+    user_created,
+    user_email_confirmation_requested,
+    user_email_confirmed,
+    user_password_reset,
+    user_password_reset_requested,
+    user_password_set,
+    user_privileges_changed,
+)
 from users.validators import canonical_email
 
 EMAIL_TAKEN_MESSAGE = "A user with that e-mail address already exists."
@@ -177,4 +196,64 @@ def user_password_set_record(*, user: User, actor: User | None, source: str, usa
         user_id=user.pk, actor_id=actor.pk if actor is not None else None, source=source, usable=usable
     )
     publish(signal=user_password_set, event=event)
+    return event
+
+
+def user_confirm_email(*, user: User, method: EmailConfirmationMethod) -> UserEmailConfirmed | None:
+    """Mark user's e-mail address confirmed and emit UserEmailConfirmed on commit; None if it already was."""
+    with transaction.atomic():
+        now = timezone.now()
+        # Conditional on the row, not on the instance: two clicks at once confirm (and publish) once.
+        confirmed = User.objects.filter(pk=user.pk, email_confirmed_at__isnull=True).update(email_confirmed_at=now)
+        if not confirmed:
+            user.refresh_from_db(fields=["email_confirmed_at"])
+            return None
+        user.email_confirmed_at = now
+        event = UserEmailConfirmed(user_id=user.pk, method=method, occurred_at=now)
+        publish(signal=user_email_confirmed, event=event)
+    return event
+
+
+def user_password_reset_request(*, email: str) -> list[UserPasswordResetRequested]:
+    """Emit UserPasswordResetRequested for each active user with a usable password at this address.
+
+    The caller answers the same whatever this finds: an unknown address is never told apart.
+    """
+    identity = canonical_email(email)
+    if identity is None:
+        return []
+    # By its canonical form, as the login looks accounts up: any spelling the login accepts finds it.
+    candidates = User.objects.alias(identity=Lower("email")).filter(identity=identity, is_active=True)
+    users = [user for user in candidates if user.has_usable_password()]
+    events = []
+    with transaction.atomic():
+        for user in users:
+            event = UserPasswordResetRequested(user_id=user.pk)
+            publish(signal=user_password_reset_requested, event=event)
+            events.append(event)
+    return events
+
+
+def user_password_reset_complete(*, user: User, password: str) -> UserPasswordReset:
+    """Set the password a user chose through a reset link and emit UserPasswordReset on commit.
+
+    The link proved the mailbox, so the address is confirmed too. The password is expected
+    validated (Django's SetPasswordForm does it).
+    """
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        event = UserPasswordReset(user_id=user.pk)
+        publish(signal=user_password_reset, event=event)
+        user_confirm_email(user=user, method=EmailConfirmationMethod.PASSWORD_RESET)
+    return event
+
+
+def user_email_confirmation_request(*, user: User) -> UserEmailConfirmationRequested | None:
+    """Emit UserEmailConfirmationRequested on commit (a new link is e-mailed); None if the address is confirmed."""
+    if user.email_confirmed_at is not None:
+        return None
+    with transaction.atomic():
+        event = UserEmailConfirmationRequested(user_id=user.pk)
+        publish(signal=user_email_confirmation_requested, event=event)
     return event

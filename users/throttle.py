@@ -1,4 +1,4 @@
-"""Abuse limits in the shared Redis: signups per client and per address, logins per client, failures with a cool-off.
+"""Abuse limits in the shared Redis: signups and password resets per client and address, logins, failures.
 
 An address is counted by its canonical form (users.validators.canonical_email), the one the login
 looks accounts up by, so no spelling of it the login accepts escapes its limit. A client is its
@@ -156,6 +156,28 @@ def signup_allowed(request: HttpRequest, *, email: str) -> bool:
     identity = canonical_email(email)
     by_address = hit("signup-email", identity, window=window) if identity is not None else 0
     return by_client <= settings.THROTTLE_SIGNUPS_PER_CLIENT and by_address <= settings.THROTTLE_SIGNUPS_PER_ADDRESS
+
+
+def password_reset_allowed(request: HttpRequest, *, email: str) -> bool:
+    """Count a password reset request; False once the client or the address is over its limit.
+
+    Counted whether or not the address has an account: the limit never tells the two apart.
+    """
+    window = settings.THROTTLE_PASSWORD_RESET_WINDOW
+    by_client = hit("password-reset-ip", client_id(request), window=window)
+    # An address with no canonical form has no account: the client's limit covers it.
+    identity = canonical_email(email)
+    by_address = hit("password-reset-email", identity, window=window) if identity is not None else 0
+    return (
+        by_client <= settings.THROTTLE_PASSWORD_RESETS_PER_CLIENT
+        and by_address <= settings.THROTTLE_PASSWORD_RESETS_PER_ADDRESS
+    )
+
+
+def email_confirmation_resend_allowed(request: HttpRequest, *, user: Any) -> bool:
+    """Count a request for a new confirmation link; False once the account is over its limit."""
+    by_account = hit("confirmation-resend-user", str(user.pk), window=settings.THROTTLE_PASSWORD_RESET_WINDOW)
+    return by_account <= settings.THROTTLE_CONFIRMATION_RESENDS_PER_ACCOUNT
 
 
 def login_throttle(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:

@@ -70,6 +70,10 @@ AUTH_USER_MODEL = "users.User"
 LOGIN_URL = "users:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
+# Seconds an e-mail confirmation link (in the welcome e-mail) works, from its sending (3 days).
+EMAIL_CONFIRMATION_TIMEOUT = env.int("EMAIL_CONFIRMATION_TIMEOUT", default=3 * 24 * 3600)
+# Seconds a password reset link works, from its sending (1 hour; Django's default is 3 days).
+PASSWORD_RESET_TIMEOUT = env.int("DJANGO_PASSWORD_RESET_TIMEOUT", default=3600)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -197,6 +201,10 @@ THROTTLE_LOGIN_WINDOW = env.int("THROTTLE_LOGIN_WINDOW", default=900)
 THROTTLE_LOGINS_PER_CLIENT = env.int("THROTTLE_LOGINS_PER_CLIENT", default=60)
 THROTTLE_LOGIN_FAILURES_PER_CLIENT = env.int("THROTTLE_LOGIN_FAILURES_PER_CLIENT", default=20)
 THROTTLE_LOGIN_FAILURES_PER_ACCOUNT = env.int("THROTTLE_LOGIN_FAILURES_PER_ACCOUNT", default=5)
+THROTTLE_PASSWORD_RESET_WINDOW = env.int("THROTTLE_PASSWORD_RESET_WINDOW", default=3600)
+THROTTLE_PASSWORD_RESETS_PER_CLIENT = env.int("THROTTLE_PASSWORD_RESETS_PER_CLIENT", default=10)
+THROTTLE_PASSWORD_RESETS_PER_ADDRESS = env.int("THROTTLE_PASSWORD_RESETS_PER_ADDRESS", default=3)
+THROTTLE_CONFIRMATION_RESENDS_PER_ACCOUNT = env.int("THROTTLE_CONFIRMATION_RESENDS_PER_ACCOUNT", default=3)
 CELERY_BROKER_URL = REDIS_URL
 
 

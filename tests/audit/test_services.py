@@ -3,9 +3,13 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AppendOnlyError, AuditEntry
-from audit.services import audit_entries_record_user_created
+from audit.services import (
+    audit_entries_record_email_confirmed,
+    audit_entries_record_password_reset,
+    audit_entries_record_user_created,
+)
 from tests.factories import UserCreatedFactory, UserFactory
-from users.events import UserCreationSource
+from users.events import EmailConfirmationMethod, UserCreationSource, UserEmailConfirmed, UserPasswordReset
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +66,34 @@ def test_audit_entry_outlives_the_user_it_names() -> None:
     user.delete()
 
     assert AuditEntry.objects.get().target_user_id == user_id
+
+
+def test_a_confirmed_address_and_a_password_reset_are_recorded_once_per_event() -> None:
+    # given
+    user = UserFactory()
+    confirmed = UserEmailConfirmed(user_id=user.pk, method=EmailConfirmationMethod.PASSWORD_RESET)
+    reset = UserPasswordReset(user_id=user.pk)
+
+    # when: each delivered twice
+    for _ in range(2):
+        audit_entries_record_email_confirmed(events=[confirmed])
+        audit_entries_record_password_reset(events=[reset])
+
+    # then
+    entries = {entry.event_id: entry for entry in AuditEntry.objects.all()}
+    assert len(entries) == 2
+    assert (
+        entries[confirmed.event_id].action,
+        entries[confirmed.event_id].target_user_id,
+        entries[confirmed.event_id].actor_id,
+        entries[confirmed.event_id].source,
+        entries[confirmed.event_id].occurred_at,
+    ) == ("user.email_confirmed", user.pk, user.pk, "password_reset", confirmed.occurred_at)
+    assert (entries[reset.event_id].action, entries[reset.event_id].target_user_id, entries[reset.event_id].source) == (
+        "user.password_reset",
+        user.pk,
+        "reset_link",
+    )
 
 
 def test_a_password_set_by_another_is_recorded_once_with_its_actor() -> None:

@@ -216,7 +216,7 @@ def test_every_abuse_limit_is_documented_in_env_example_and_the_readme_configura
     readme = (BASE_DIR / "README.md").read_text()
     configuration = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
 
-    assert len(throttle_settings()) == 8
+    assert len(throttle_settings()) == 12
     for name in throttle_settings():
         assert f"# {name}={getattr(settings, name)}" in env_example, name
         assert f"| `{name}` | {getattr(settings, name)} |" in configuration, name

@@ -73,8 +73,8 @@ def test_welcome_email_links_to_the_port_make_run_serves_on(settings) -> None:
 
     # then
     message = mail.outbox[0]
-    assert "http://127.0.0.1:8123/login/" in message.body
-    assert 'href="http://127.0.0.1:8123/login/"' in message.alternatives[0].content
+    assert "http://127.0.0.1:8123/confirm-email/" in message.body
+    assert 'href="http://127.0.0.1:8123/confirm-email/' in message.alternatives[0].content
 
 
 def _exits(code: int) -> list[str]:

@@ -62,8 +62,10 @@ def test_signup_form_triggers_every_side_effect_exactly_once(
     recipients = sorted(message["X-Envelope-To"] for message in smtp_server.messages)
     assert recipients == sorted(["ann@example.com", *settings.ADMIN_EMAILS])
     welcome = next(message for message in smtp_server.messages if message["To"] == "ann@example.com")
-    assert welcome["Subject"] == "Welcome to Relay, Ann Lee!"
+    # To an unproved mailbox: a confirmation link and nothing the signer-up chose (the display name).
+    assert welcome["Subject"] == "Confirm your e-mail address for Relay"
     assert welcome.is_multipart()
+    assert "/confirm-email/" in welcome.as_string() and "Ann Lee" not in welcome.as_string()
     assert Notification.objects.filter(kind=Notification.Kind.WELCOME, user=user).count() == 1
     assert Notification.objects.filter(kind=Notification.Kind.ADMIN_NOTICE, user=user).count() == admin_count
     # the audit entry

@@ -1,22 +1,42 @@
 from __future__ import annotations
 
+import re
 import smtplib
 from typing import Any
 
 import pytest
+from django.contrib.auth.tokens import default_token_generator
 from django.core import mail
+from django.utils import timezone
+from django.utils.http import urlsafe_base64_decode
 
 import notifications.services
 from devtools.redis_server import free_port
+from events.models import Delivery, Event
 from notifications.models import Notification
-from notifications.services import admin_notice_send, welcome_email_send
+from notifications.services import (
+    admin_notice_send,
+    email_confirmation_send,
+    password_reset_email_send,
+    welcome_email_send,
+)
 from tests.factories import UserCreatedFactory, UserFactory
+from users.events import UserEmailConfirmationRequested, UserPasswordResetRequested
+from users.tokens import email_confirmation_token_user
 
 pytestmark = pytest.mark.django_db
 
 
-def test_welcome_email_goes_to_the_new_user_in_text_and_html() -> None:
+HOSTILE_NAME = "URGENT: verify at https://evil.example/login now!"
+
+
+def _links(text: str) -> list[str]:
+    return re.findall(r"https?://[^\s\"<>]+", text)
+
+
+def test_welcome_email_asks_an_unconfirmed_address_to_confirm_in_text_and_html(settings) -> None:
     # given
+    settings.SITE_URL = "https://relay.example"
     user = UserFactory(email="ann@example.com", name="Ann")
     event = UserCreatedFactory(user_id=user.pk)
 
@@ -24,13 +44,16 @@ def test_welcome_email_goes_to_the_new_user_in_text_and_html() -> None:
     notification = welcome_email_send(event=event)
 
     # then
-    assert len(mail.outbox) == 1
-    message = mail.outbox[0]
+    [message] = mail.outbox
     assert message.to == ["ann@example.com"]
-    assert message.subject == "Welcome to Relay, Ann!"
-    assert "Hello Ann," in message.body
+    assert message.subject == "Confirm your e-mail address for Relay"
+    assert "created for ann@example.com" in message.body
+    html = message.alternatives[0].content
     assert message.alternatives[0].mimetype == "text/html"
-    assert "Welcome, Ann!" in message.alternatives[0].content
+    [confirm] = [link for link in _links(message.body) if "/confirm-email/" in link]
+    assert confirm.startswith("https://relay.example/confirm-email/")
+    assert f'href="{confirm}"' in html
+    assert email_confirmation_token_user(token=confirm.rstrip("/").rsplit("/", 1)[1]) == user
     assert notification is not None
     assert (notification.kind, notification.user_id, notification.event_id, notification.recipient) == (
         Notification.Kind.WELCOME,
@@ -40,17 +63,95 @@ def test_welcome_email_goes_to_the_new_user_in_text_and_html() -> None:
     )
 
 
-def test_the_subject_and_the_text_say_the_name_as_written_and_only_the_html_escapes_it() -> None:
-    user = UserFactory(name="Tom & Jerry's <b>")
+def test_welcome_email_to_an_unconfirmed_address_carries_nothing_the_signer_up_chose() -> None:
+    # given: a stranger signs up someone else's address with a display name that is a phishing line
+    user = UserFactory(email="owner@example.com", name=HOSTILE_NAME)
+    event = UserCreatedFactory(user_id=user.pk)
+
+    # when
+    welcome_email_send(event=event)
+
+    # then: neither the name nor any part of it reaches the owner's mailbox
+    [message] = mail.outbox
+    for text in (message.subject, message.body, message.alternatives[0].content):
+        assert "URGENT" not in text
+        assert "evil.example" not in text
+    assert Notification.objects.get().subject == "Confirm your e-mail address for Relay"
+
+
+def test_welcome_email_links_to_the_configured_site_only(settings) -> None:
+    settings.SITE_URL = "https://relay.example"
+    event = UserCreatedFactory()
+
+    welcome_email_send(event=event)
+
+    [message] = mail.outbox
+    links = _links(message.body) + _links(message.alternatives[0].content)
+    assert links and all(link.startswith("https://relay.example/") for link in links)
+
+
+def test_the_confirmation_token_is_made_at_the_send_and_stored_nowhere() -> None:
+    # given
+    user = UserFactory()
+    event = UserCreatedFactory(user_id=user.pk)
+
+    # when
+    welcome_email_send(event=event)
+
+    # then: the token is in the message and in no row (event payload, deliveries, notification)
+    [message] = mail.outbox
+    token = next(link for link in _links(message.body) if "/confirm-email/" in link).rstrip("/").rsplit("/", 1)[1]
+    stored = [str(row.payload) for row in Event.objects.all()]
+    stored += [str(row.last_error) + row.consumer for row in Delivery.objects.all()]
+    stored += [f"{row.subject} {row.message_id}" for row in Notification.objects.all()]
+    assert all(token not in text and token.split(":")[-1] not in text for text in stored)
+
+
+def test_welcome_email_to_a_confirmed_address_carries_no_confirmation_link() -> None:
+    user = UserFactory(email_confirmed_at=timezone.now())
     event = UserCreatedFactory(user_id=user.pk)
 
     welcome_email_send(event=event)
 
     [message] = mail.outbox
-    assert message.subject == "Welcome to Relay, Tom & Jerry's <b>!"
-    assert "Hello Tom & Jerry's <b>," in message.body
-    html = message.alternatives[0].content
-    assert "Tom &amp; Jerry&#x27;s &lt;b&gt;" in html and "<b>" not in html
+    assert message.subject == "Welcome to Relay"
+    assert "/confirm-email/" not in message.body
+    assert "/login/" in message.body
+
+
+def test_password_reset_email_carries_a_working_reset_link_made_at_the_send(settings) -> None:
+    # given
+    settings.SITE_URL = "https://relay.example"
+    user = UserFactory(email="ann@example.com", name=HOSTILE_NAME)
+    event = UserPasswordResetRequested(user_id=user.pk)
+
+    # when
+    notification = password_reset_email_send(event=event)
+    password_reset_email_send(event=event)
+
+    # then: one message, one record, a Django reset token for this user, no signer-up text
+    [message] = mail.outbox
+    assert message.to == ["ann@example.com"]
+    assert message.subject == "Reset your password on Relay"
+    [reset] = [link for link in _links(message.body) if "/password-reset/" in link]
+    assert reset.startswith("https://relay.example/password-reset/")
+    uidb64, token = reset.rstrip("/").rsplit("/", 2)[1:]
+    assert default_token_generator.check_token(user, token)
+    assert urlsafe_base64_decode(uidb64).decode() == str(user.pk)
+    assert f'href="{reset}"' in message.alternatives[0].content
+    for text in (message.subject, message.body, message.alternatives[0].content):
+        assert "URGENT" not in text
+    assert notification is not None and notification.kind == Notification.Kind.PASSWORD_RESET
+    assert token not in f"{notification.subject} {notification.message_id}"
+    assert Notification.objects.count() == 1
+
+
+@pytest.mark.parametrize("change", [{"is_active": False}, {"password": None}])
+def test_password_reset_email_is_skipped_for_a_user_who_cannot_reset(change: dict[str, object]) -> None:
+    user = UserFactory(**change)
+
+    assert password_reset_email_send(event=UserPasswordResetRequested(user_id=user.pk)) is None
+    assert mail.outbox == []
 
 
 def test_welcome_email_is_sent_once_per_event() -> None:
@@ -249,3 +350,24 @@ def test_every_copy_of_a_message_carries_the_same_message_id() -> None:
     assert user_email not in ids[0]
     assert message_id(event_id=event.event_id, kind="welcome", recipient=user_email) == ids[0]
     assert message_id(event_id=event.event_id, kind="admin_notice", recipient=user_email) != ids[0]
+
+
+def test_a_new_confirmation_link_is_sent_once_per_event_and_never_to_a_confirmed_address() -> None:
+    # given
+    user = UserFactory(email="ann@example.com", name=HOSTILE_NAME)
+    event = UserEmailConfirmationRequested(user_id=user.pk)
+
+    # when
+    email_confirmation_send(event=event)
+    email_confirmation_send(event=event)
+    user.email_confirmed_at = timezone.now()
+    user.save()
+    skipped = email_confirmation_send(event=UserEmailConfirmationRequested(user_id=user.pk))
+
+    # then
+    [message] = mail.outbox
+    assert message.subject == "Confirm your e-mail address for Relay"
+    assert "URGENT" not in message.body + message.alternatives[0].content
+    assert any("/confirm-email/" in link for link in _links(message.body))
+    assert skipped is None
+    assert Notification.objects.get().kind == Notification.Kind.EMAIL_CONFIRMATION

@@ -7,7 +7,15 @@ from uuid import UUID
 
 import pytest
 
-from users.events import UserCreated, UserCreationSource
+from users.events import (
+    EmailConfirmationMethod,
+    UserCreated,
+    UserCreationSource,
+    UserEmailConfirmationRequested,
+    UserEmailConfirmed,
+    UserPasswordReset,
+    UserPasswordResetRequested,
+)
 
 
 def test_user_created_round_trips_through_json() -> None:
@@ -71,6 +79,23 @@ def test_user_privileges_changed_round_trips_through_json() -> None:
     event = UserPrivilegesChanged(user_id=3, actor_id=1, changes={"is_staff": [False, True]})
 
     assert UserPrivilegesChanged.from_dict(json.loads(json.dumps(event.to_dict()))) == event
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        UserEmailConfirmed(user_id=42, method=EmailConfirmationMethod.PASSWORD_RESET),
+        UserPasswordResetRequested(user_id=42),
+        UserEmailConfirmationRequested(user_id=42),
+        UserPasswordReset(user_id=42),
+    ],
+    ids=lambda event: event.name,
+)
+def test_account_events_round_trip_through_json_and_carry_no_token(event: object) -> None:
+    restored = type(event).from_dict(json.loads(json.dumps(event.to_dict())))
+
+    assert restored == event
+    assert set(event.to_dict()) <= {"event_id", "occurred_at", "user_id", "method", "version"}
 
 
 def test_a_user_privileges_changed_stored_before_its_source_was_is_the_admin_s() -> None:

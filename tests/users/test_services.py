@@ -5,9 +5,16 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from events.models import Event
+from events.testing import capture_events
 from tests.factories import UserFactory
 from users import services
-from users.events import UserCreated, UserCreationSource
+from users.events import (
+    EmailConfirmationMethod,
+    UserCreated,
+    UserCreationSource,
+    UserEmailConfirmed,
+    UserPasswordReset,
+)
 from users.models import User
 from users.services import user_create
 
@@ -176,3 +183,63 @@ def test_login_lookup_ignores_letter_case() -> None:
     user = UserFactory(email="Ann@example.com")
 
     assert User.objects.get_by_natural_key("ann@EXAMPLE.COM") == user
+
+
+def test_user_confirm_email_confirms_and_emits_once_on_commit(django_capture_on_commit_callbacks) -> None:
+    # given
+    user = UserFactory()
+
+    # when
+    with capture_events() as published, django_capture_on_commit_callbacks() as callbacks:
+        first = services.user_confirm_email(user=user, method=EmailConfirmationMethod.LINK)
+        second = services.user_confirm_email(user=User.objects.get(pk=user.pk), method=EmailConfirmationMethod.LINK)
+
+    # then
+    assert first is not None and second is None
+    assert [(event.name, event.user_id) for event in published] == [(UserEmailConfirmed.name, user.pk)]
+    assert len(callbacks) == 1
+    user.refresh_from_db()
+    assert user.email_confirmed_at == first.occurred_at
+
+
+def test_rolled_back_confirmation_confirms_and_emits_nothing() -> None:
+    user = UserFactory()
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.user_confirm_email(user=user, method=EmailConfirmationMethod.LINK)
+        raise RuntimeError
+
+    user.refresh_from_db()
+    assert user.email_confirmed_at is None
+    assert not Event.objects.exists()
+
+
+def test_user_password_reset_request_names_only_active_users_with_a_password() -> None:
+    ann = UserFactory(email="ann@example.com")
+    UserFactory(email="off@example.com", is_active=False)
+    UserFactory(email="nopass@example.com", password=None)
+
+    events = [
+        event
+        for email in (" ANN@example.com ", "off@example.com", "nopass@example.com", "nobody@example.com")
+        for event in services.user_password_reset_request(email=email)
+    ]
+
+    assert [event.user_id for event in events] == [ann.pk]
+    assert Event.objects.get().payload["user_id"] == ann.pk
+
+
+def test_user_password_reset_complete_sets_the_password_and_confirms_the_address() -> None:
+    user = UserFactory()
+
+    with capture_events() as published:
+        services.user_password_reset_complete(user=user, password="another-long-passphrase")
+
+    user.refresh_from_db()
+    assert user.check_password("another-long-passphrase")
+    assert user.email_confirmed_at is not None
+    assert [event.name for event in published] == [UserPasswordReset.name, UserEmailConfirmed.name]
+    # An address already confirmed is not confirmed again: one fact per confirmation.
+    with capture_events() as again:
+        services.user_password_reset_complete(user=user, password="a-third-long-passphrase")
+    assert [event.name for event in again] == [UserPasswordReset.name]
