@@ -320,13 +320,15 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "verbose",
-            "filters": ["context", "routine_tasks"],
+            "filters": ["context", "routine_tasks", "redact_tokens"],
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
         "context": {"()": "events.logcontext.ContextFilter"},
+        # A confirmation or reset link's token is a password for a while: no line carries it.
+        "redact_tokens": {"()": "config.redaction.RedactTokensFilter"},
         "routine_tasks": {
             "()": "events.logfilters.RoutineTasksFilter",
             "tasks": [CELERY_BEAT_SCHEDULE["events.sweep_deliveries"]["task"]],

@@ -85,6 +85,29 @@ def test_the_procfiles_web_process_serves_pages_static_files_and_the_admin(produ
     assert "Warning" not in web.log(), web.log()[-2000:]
 
 
+def test_the_procfiles_web_process_logs_no_token_of_a_confirmation_or_reset_link(production_web) -> None:
+    # given: links as the mails carry them, one dead (Django logs "Bad Request: <path>" for it)
+    web = production_web()
+    token = "MTIz:1w3cQZ:NotARealButSecretLookingToken"
+    reset_token = "cz1k3x-" + "b" * 32
+
+    # when
+    confirm = requests.get(f"{web.url}/confirm-email/{token}/", timeout=10)
+    reset = requests.get(f"{web.url}/password-reset/MQ/{reset_token}/", timeout=10)
+    posted = requests.post(
+        f"{web.url}/confirm-email/{token}/", headers={"Referer": f"{web.url}/confirm-email/{token}/"}, timeout=10
+    )
+
+    # then
+    assert confirm.status_code == 400, web.log()[-2000:]
+    assert reset.status_code == 400
+    assert posted.status_code == 403  # no CSRF token: refused, and logged
+    wait_until(lambda: web.log().count("/confirm-email/<token>/") >= 3, timeout=10, describe=web.log)
+    assert token not in web.log()
+    assert reset_token not in web.log()
+    assert "/password-reset/MQ/<token>/" in web.log()
+
+
 def test_the_procfiles_web_process_answers_an_oversized_body_before_reading_it(production_web) -> None:
     # given
     web = production_web()
