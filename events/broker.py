@@ -31,6 +31,7 @@ import sys
 import sysconfig
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ from kombu.serialization import loads, prepare_accept_content
 from kombu.transport import redis as kombu_redis
 from kombu.utils import json as kombu_json
 from kombu.utils.encoding import bytes_to_str
+
+from events.doorbells import DOORBELL_MAX_COUNTDOWN
 
 logger = logging.getLogger(__name__)
 
@@ -146,12 +149,32 @@ def check_task(envelope: dict[str, Any]) -> None:
         and isinstance(arguments[2], dict)
     ):
         raise Unreadable("body is not a task's arguments")
+    check_eta(headers.get("eta"))
     args, kwargs, embed = arguments
     if any(embed.get(key) for key in WORKFLOW_KEYS):
         # The project sends each task on its own; a callback or chain would be a second task,
         # run on the word of the message.
         raise Unreadable("the task carries callbacks, a chain or a chord")
     check_arguments(task, list(args), kwargs)
+
+
+# A countdown the project sends is at most DOORBELL_MAX_COUNTDOWN; a worker keeps each message
+# with an ETA in memory until it is due, outside the prefetch limit, so a far one is refused.
+ETA_SLACK = 60.0
+
+
+def check_eta(eta: Any) -> None:
+    """Raise Unreadable unless eta is absent or a time at most DOORBELL_MAX_COUNTDOWN (and slack) ahead."""
+    if eta is None:
+        return
+    try:
+        when = datetime.fromisoformat(eta)
+    except (TypeError, ValueError):
+        raise Unreadable("eta is not a time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    if (when - datetime.now(UTC)).total_seconds() > DOORBELL_MAX_COUNTDOWN + ETA_SLACK:
+        raise Unreadable("eta further ahead than the project ever rings")
 
 
 # What a task message's third part may hold to make Celery run more than the task it names.

@@ -9,7 +9,7 @@ from celery import current_app
 from django.core.checks import CheckMessage, Error, register
 
 from events.conf import events_settings, problems
-from events.draining import DOORBELL_MAX_COUNTDOWN
+from events.doorbells import DOORBELL_MAX_COUNTDOWN
 from events.registry import Consumer, consumers
 
 MAX_PUBLISH_WAIT = 1.0

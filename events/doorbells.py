@@ -21,6 +21,10 @@ from events.conf import events_settings
 
 logger = logging.getLogger(__name__)
 
+# A retry due within this many seconds rings its doorbell with a countdown; later ones wait for
+# the sweep (a countdown message sits in a worker's memory until it is due).
+DOORBELL_MAX_COUNTDOWN = 60.0
+
 # What a down, frozen or restarting Redis raises at publish time.
 BROKER_ERRORS: tuple[type[Exception], ...] = (
     OperationalError,

@@ -13,7 +13,7 @@ from django.db import transaction
 
 from events import ledger, logcontext, tracing
 from events.conf import events_settings
-from events.doorbells import doorbell_answered
+from events.doorbells import DOORBELL_MAX_COUNTDOWN, doorbell_answered
 from events.leases import renewer
 from events.models import DeliveryAttempt
 from events.registry import Consumer
@@ -21,10 +21,6 @@ from events.retry import PermanentError, is_transient
 from events.signals import event_signals
 
 logger = logging.getLogger(__name__)
-
-# A retry due within this many seconds rings its doorbell with a countdown; later ones wait for
-# the sweep (a countdown message sits in a worker's memory until it is due).
-DOORBELL_MAX_COUNTDOWN = 60.0
 
 # An attempt's outcomes, as the attempt rows and the traces name them.
 DONE, RETRY, FAILED, LOST = (

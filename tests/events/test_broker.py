@@ -7,6 +7,7 @@ import hashlib
 import inspect
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,6 +35,7 @@ from events.broker import (
     dead_letters,
     read_envelope,
 )
+from events.doorbells import DOORBELL_MAX_COUNTDOWN
 from tests.broker import drain_queue
 
 SECRET = "s3cr3t-content"
@@ -339,3 +341,38 @@ def test_restoring_through_a_live_connection_to_a_dead_redis_still_raises_a_conn
     # As a channel's close restores (kombu ignores a connection error there).
     with pytest.raises(redis.ConnectionError):
         holding.default_channel.qos.restore_unacked_once()
+
+
+@pytest.mark.parametrize(
+    ("ahead", "reason"),
+    [
+        (timedelta(days=30), "eta further ahead than the project ever rings"),
+        (timedelta(seconds=DOORBELL_MAX_COUNTDOWN + 3600), "eta further ahead than the project ever rings"),
+        ("next tuesday", "eta is not a time"),
+    ],
+)
+def test_a_task_due_further_ahead_than_any_ring_is_unreadable(
+    envelope: dict[str, Any], ahead: timedelta | str, reason: str
+) -> None:
+    # given: a worker would hold each such message in memory until it is due
+    eta = ahead if isinstance(ahead, str) else (datetime.now(UTC) + ahead).isoformat()
+
+    # when
+    with pytest.raises(Unreadable) as raised:
+        check_task({**envelope, "headers": {**envelope["headers"], "eta": eta}})
+
+    # then
+    assert str(raised.value) == reason
+
+
+def test_the_projects_own_countdown_ring_is_admitted(consumer_names: list[str], client: redis.Redis) -> None:
+    # given: the longest countdown a retry rings with
+    consumer = get_consumer(consumer_names[0])
+    consumer.task.apply_async(countdown=DOORBELL_MAX_COUNTDOWN)
+
+    # when
+    ring = json.loads(client.rpop(consumer.queue))
+
+    # then
+    assert ring["headers"]["eta"]
+    check_task(ring)
