@@ -108,7 +108,8 @@ def check_redis() -> None:
 def check_worker() -> None:
     """Fail unless a worker's consumer said, within its last three heartbeats, that it consumes every queue."""
     expected = expected_queues()
-    missing = [queue for queue in expected if queue not in consumed(expected)]
+    live = consumed(expected)
+    missing = [queue for queue in expected if queue not in live]
     if len(missing) == len(expected):
         raise CheckFailed("no worker consuming")
     if missing:

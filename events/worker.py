@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import click
+import redis
 from celery import Celery, bootsteps
 from celery.exceptions import ImproperlyConfigured
 
@@ -33,9 +34,10 @@ KINDS = ("all", "atomic", "external")
 # A consuming worker renews its queues' keys this often; a key lives three beats.
 HEARTBEAT_EVERY = 5
 # Per queue, the set of workers that said they consume it (the set lives as long as one beats)...
-HEARTBEAT_KEY = "events:consuming:{}"
+# Not the name the heartbeat's earlier plain key had: old and new workers overlap in a deploy.
+HEARTBEAT_KEY = "events:consumers:{}"
 # ...and per queue and worker, the word of that worker, which lives three beats unless renewed.
-PRESENCE_KEY = "events:consuming:{}:{}"
+PRESENCE_KEY = "events:consumers:{}:{}"
 
 
 def heartbeat(*, queues: Iterable[str], worker: str, stopped: Iterable[str] = ()) -> None:
@@ -126,7 +128,7 @@ class Heartbeat(bootsteps.StartStopStep):
     def _write(self, c: Any, *, queues: set[str]) -> None:
         try:
             heartbeat(queues=sorted(queues), worker=c.hostname, stopped=sorted(self._beating - queues))
-        except BROKER_ERRORS as error:
+        except (*BROKER_ERRORS, redis.ResponseError) as error:
             logger.debug("Heartbeat not written (%s): the next beat tries again", type(error).__name__)
             return
         self._beating = queues

@@ -125,6 +125,24 @@ def test_a_queue_stays_consumed_while_one_of_its_workers_still_beats(queue: str)
     assert queues_consumed([queue]) == set()
 
 
+def test_a_worker_of_the_release_before_beating_beside_this_one_breaks_neither(queue: str) -> None:
+    # given: mid-deploy, an old worker's plain key per queue (events:consuming:<queue>, 15 s)
+    old_key = f"events:consuming:{queue}"
+    broker_redis().set(old_key, 1, ex=15)
+
+    try:
+        # when
+        heartbeat(queues=[queue], worker="new@test")
+        seen = queues_consumed([queue])
+        broker_redis().set(old_key, 1, ex=15)
+
+        # then
+        assert seen == {queue}
+        assert queues_consumed([queue]) == {queue}
+    finally:
+        broker_redis().delete(old_key)
+
+
 def test_a_worker_whose_word_expired_no_longer_counts(queue: str) -> None:
     # given: a worker that beat once, then died without a word (its presence expired)
     heartbeat(queues=[queue], worker="gone@test")
