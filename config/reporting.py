@@ -11,6 +11,8 @@ from typing import ClassVar
 from django.utils.log import AdminEmailHandler
 from django.views.debug import SafeExceptionReporterFilter
 
+from config.redaction import redact
+
 
 class RateLimitedAdminEmailHandler(AdminEmailHandler):
     """Mail the admins at most MAX_PER_WINDOW error reports a window, per process; log the rest.
@@ -34,6 +36,17 @@ class RateLimitedAdminEmailHandler(AdminEmailHandler):
                 return
             self._sent.append(now)
         super().emit(record)
+
+    def send_mail(self, subject: str, message: str, *args: object, **kwargs: object) -> None:
+        """Mail the report with the links' tokens redacted (the request's URL, path and META name them)."""
+        html_message = kwargs.pop("html_message", None)
+        super().send_mail(
+            redact(subject),
+            redact(message),
+            *args,
+            html_message=redact(html_message) if isinstance(html_message, str) else html_message,
+            **kwargs,
+        )
 
 
 class SafeReporterFilter(SafeExceptionReporterFilter):

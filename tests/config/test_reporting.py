@@ -5,6 +5,7 @@ import logging
 import pytest
 from django.core import mail
 from django.test import Client
+from django.urls import reverse
 
 from config.reporting import RateLimitedAdminEmailHandler, SafeReporterFilter
 
@@ -43,6 +44,26 @@ def test_error_mail_is_rate_limited(settings) -> None:
         logger.removeHandler(handler)
 
     assert len(mail.outbox) == RateLimitedAdminEmailHandler.MAX_PER_WINDOW
+
+
+def test_an_error_on_a_link_with_a_token_is_mailed_without_it(settings, rf) -> None:
+    # given: a confirmation link's request that failed (its path and Referer carry the token)
+    settings.ADMINS = ["ops@example.com"]
+    token = "MTIz:1w3cQZ:SecretLookingToken"
+    path = reverse("users:email_confirm", kwargs={"token": token})
+    request = rf.post(path, HTTP_REFERER=f"http://testserver{path}")
+    handler = RateLimitedAdminEmailHandler()
+    handler.include_html = True
+    record = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "%s: %s", ("Server Error", path), None)
+    record.request = request
+
+    # when
+    handler.emit(record)
+
+    # then
+    [report] = mail.outbox
+    assert "/confirm-email/<token>/" in report.body
+    assert token not in report.subject + report.body + report.alternatives[0].content
 
 
 def test_error_reports_hide_urls_with_credentials(settings) -> None:
