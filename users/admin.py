@@ -104,12 +104,15 @@ class UserAdmin(DjangoUserAdmin):
 
     def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
         # Django's view, in one transaction with the audit's event; a changed hash is a password set
-        # (or password login disabled), whatever the view answered.
+        # (or password login disabled), whatever the view answered. The form's page alone changes
+        # nothing: no transaction (on SQLite it would take the write lock for a page view).
+        if request.method != "POST":
+            return super().user_change_password(request, id, form_url)
         with transaction.atomic():
             before = self._password(id)
             response = super().user_change_password(request, id, form_url)
             user = User.objects.filter(pk=before[0]).first() if before is not None else None
-            if user is not None and request.method == "POST" and user.password != before[1]:
+            if user is not None and user.password != before[1]:
                 user_password_set_record(
                     user=user, actor=request.user, source="admin", usable=user.has_usable_password()
                 )
