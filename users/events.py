@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from uuid import UUID, uuid4
 
 
@@ -208,7 +208,39 @@ class UserEmailConfirmed:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class UserPasswordResetRequested:
+class _UserFact:
+    """A fact about one user that carries nothing but the user's id (the base of the facts below)."""
+
+    user_id: int
+    event_id: UUID = field(default_factory=uuid4)
+    occurred_at: datetime = field(default_factory=_now_utc)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        _normalise(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as JSON-compatible data."""
+        return {
+            "event_id": str(self.event_id),
+            "occurred_at": self.occurred_at.isoformat(),
+            "user_id": self.user_id,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Rebuild an event from the data to_dict returned."""
+        return cls(
+            event_id=UUID(data["event_id"]),
+            occurred_at=datetime.fromisoformat(data["occurred_at"]),
+            user_id=int(data["user_id"]),
+            version=int(data["version"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UserPasswordResetRequested(_UserFact):
     """Someone asked for a password reset link for an active user's address, and it committed.
 
     The link itself is made when the e-mail is sent: no token is ever stored or queued.
@@ -216,97 +248,16 @@ class UserPasswordResetRequested:
 
     name: ClassVar[str] = "user.password_reset_requested"
 
-    user_id: int
-    event_id: UUID = field(default_factory=uuid4)
-    occurred_at: datetime = field(default_factory=_now_utc)
-    version: int = 1
-
-    def __post_init__(self) -> None:
-        _normalise(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the event as JSON-compatible data."""
-        return {
-            "event_id": str(self.event_id),
-            "occurred_at": self.occurred_at.isoformat(),
-            "user_id": self.user_id,
-            "version": self.version,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UserPasswordResetRequested:
-        """Rebuild an event from the data to_dict returned."""
-        return cls(
-            event_id=UUID(data["event_id"]),
-            occurred_at=datetime.fromisoformat(data["occurred_at"]),
-            user_id=int(data["user_id"]),
-            version=int(data["version"]),
-        )
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class UserPasswordReset:
+class UserPasswordReset(_UserFact):
     """A user set a new password through a password reset link, and it committed."""
 
     name: ClassVar[str] = "user.password_reset"
 
-    user_id: int
-    event_id: UUID = field(default_factory=uuid4)
-    occurred_at: datetime = field(default_factory=_now_utc)
-    version: int = 1
-
-    def __post_init__(self) -> None:
-        _normalise(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the event as JSON-compatible data."""
-        return {
-            "event_id": str(self.event_id),
-            "occurred_at": self.occurred_at.isoformat(),
-            "user_id": self.user_id,
-            "version": self.version,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UserPasswordReset:
-        """Rebuild an event from the data to_dict returned."""
-        return cls(
-            event_id=UUID(data["event_id"]),
-            occurred_at=datetime.fromisoformat(data["occurred_at"]),
-            user_id=int(data["user_id"]),
-            version=int(data["version"]),
-        )
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class UserEmailConfirmationRequested:
+class UserEmailConfirmationRequested(_UserFact):
     """A signed-in user with an unconfirmed address asked for a new confirmation link, and it committed."""
 
     name: ClassVar[str] = "user.email_confirmation_requested"
-
-    user_id: int
-    event_id: UUID = field(default_factory=uuid4)
-    occurred_at: datetime = field(default_factory=_now_utc)
-    version: int = 1
-
-    def __post_init__(self) -> None:
-        _normalise(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the event as JSON-compatible data."""
-        return {
-            "event_id": str(self.event_id),
-            "occurred_at": self.occurred_at.isoformat(),
-            "user_id": self.user_id,
-            "version": self.version,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> UserEmailConfirmationRequested:
-        """Rebuild an event from the data to_dict returned."""
-        return cls(
-            event_id=UUID(data["event_id"]),
-            occurred_at=datetime.fromisoformat(data["occurred_at"]),
-            user_id=int(data["user_id"]),
-            version=int(data["version"]),
-        )
