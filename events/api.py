@@ -3,6 +3,7 @@
 - `EventSignal`, `publish`: a producer stores an event with its deliveries and signals it on commit.
 - `consumer`, `Consumer`, `consumers`, `consumers_of`, `get_consumer`: a side effect declared once, and the registry.
 - `RetrySchedule`, `PermanentError`, `TransientError`: how failures are retried.
+- `Rate`, `rate_setting`, `CircuitBreaker`: flow control toward an external system, declared on the consumer.
 - `fence`: before each send of an effect made of several, check the drain still holds its delivery.
 - `operator_acted`, `OperatorActed`: operators paused, resumed or replayed (the audit log records them).
 
@@ -11,8 +12,10 @@ Other apps' admins use `events.operator.api` (ids as links, lists searched by e-
 
 from __future__ import annotations
 
+from events.breaker import CircuitBreaker
 from events.declaration import consumer
 from events.draining import fence
+from events.flow import Rate, rate_setting
 from events.operations import OperatorActed, operator_acted
 from events.publishing import publish
 from events.registry import Consumer, consumers, consumers_of, get_consumer
@@ -20,10 +23,12 @@ from events.retry import PermanentError, RetrySchedule, TransientError
 from events.signals import EventSignal
 
 __all__ = [
+    "CircuitBreaker",
     "Consumer",
     "EventSignal",
     "OperatorActed",
     "PermanentError",
+    "Rate",
     "RetrySchedule",
     "TransientError",
     "consumer",
@@ -33,4 +38,5 @@ __all__ = [
     "get_consumer",
     "operator_acted",
     "publish",
+    "rate_setting",
 ]

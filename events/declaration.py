@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import timedelta
 from typing import Any
 
 from celery import current_app, shared_task
 from django.apps import apps
 from kombu import Queue
 
+from events.breaker import CircuitBreaker
 from events.draining import drain
+from events.flow import Rate, RateSetting
 from events.registry import Consumer, register
 from events.retry import DATABASE_ERRORS, RetrySchedule, database_unavailable_raised
 from events.signals import EventSignal
@@ -27,6 +30,11 @@ def consumer(
     retry: RetrySchedule | None = None,
     batch_size: int = 20,
     session: Callable[[], AbstractContextManager[object]] | None = None,
+    rate: str | Rate | RateSetting | None = None,
+    rate_bucket: str = "",
+    concurrency: int | None = None,
+    breaker: CircuitBreaker | None = None,
+    deadline: timedelta | None = None,
 ) -> Callable[[Callable[[Any], object]], Consumer]:
     """Declare handler as a consumer of signal's events: its drain task, its queue, and its receiver, subscribed.
 
@@ -36,6 +44,10 @@ def consumer(
 
     if many and not atomic:
         raise ValueError("many=True is for atomic consumers: an external effect is recorded one by one")
+    if isinstance(rate, str):
+        Rate.parse(rate)  # a typo fails as Django starts, not at the first drain
+    if concurrency is not None and concurrency < 1:
+        raise ValueError("concurrency must be 1 or more")
 
     def declare(handler: Callable[[Any], object]) -> Consumer:
         declared = Consumer(
@@ -47,6 +59,11 @@ def consumer(
             many=many,
             batch_size=batch_size,
             session=session,
+            rate=rate,
+            rate_bucket=rate_bucket,
+            concurrency=concurrency,
+            breaker=breaker,
+            deadline=deadline,
         )
         register(declared)
         declared.task = _drain_task(declared)

@@ -34,6 +34,7 @@ class Delivery(models.Model):
         PENDING = "pending", "Pending"
         DONE = "done", "Done"
         FAILED = "failed", "Failed (dead letter)"
+        EXPIRED = "expired", "Expired (past its deadline)"
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
     consumer = models.CharField(max_length=100, help_text="The consumer's name, from its declaration.")
@@ -46,6 +47,12 @@ class Delivery(models.Model):
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    backlog = models.BooleanField(
+        default=False, help_text="Made due by a replay or a backfill: it yields to its consumer's live deliveries."
+    )
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its effect stops being worth doing (its deadline): it ends expired."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -61,6 +68,12 @@ class Delivery(models.Model):
             # The claim's and the sweep's query: only pending rows, by consumer and due time.
             models.Index(
                 fields=["consumer", "due_at"], condition=Q(status="pending"), name="events_delivery_pending_due"
+            ),
+            # The claim's order: live deliveries before those of a replay or a backfill, then by due time.
+            models.Index(
+                fields=["consumer", "backlog", "due_at"],
+                condition=Q(status="pending"),
+                name="events_delivery_pending_lane",
             ),
             models.Index(fields=["consumer", "status"], name="events_delivery_by_consumer"),
         ]
@@ -101,12 +114,27 @@ class DeliveryAttempt(models.Model):
 
 
 class ConsumerControl(models.Model):
-    """An operator's switch for one consumer: while paused, its deliveries wait, due, and nothing runs them."""
+    """One consumer's switches: an operator's pause, and its circuit breaker's state (shared by the fleet).
+
+    While paused, its deliveries wait, due, and nothing runs them. While its circuit is open they
+    wait too, spending no attempts, and one probe goes through per interval.
+    """
+
+    class Circuit(models.TextChoices):
+        CLOSED = "closed", "Closed"
+        OPEN = "open", "Open"
+        PROBING = "probing", "Probing"
 
     consumer = models.CharField(max_length=100, unique=True)
     paused = models.BooleanField(default=False)
     changed_at = models.DateTimeField(auto_now=True)
     changed_by_id = models.PositiveBigIntegerField("changed by (user id)", null=True, blank=True)
+    circuit = models.CharField(max_length=16, choices=Circuit.choices, default=Circuit.CLOSED)
+    #: Transient failures in a row, across the fleet, since the last success.
+    circuit_failures = models.PositiveIntegerField(default=0)
+    circuit_changed_at = models.DateTimeField(null=True, blank=True)
+    #: While open: when the next probe may go through.
+    probe_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [("pause_consumer", "Can pause and resume a consumer")]

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, current_app
 
+from events.breaker import CircuitBreaker
 from events.doorbells import ring
+from events.flow import Rate, RateSetting, resolve_rate
 from events.retry import RetrySchedule
 from events.signals import EventSignal
 
@@ -39,12 +42,32 @@ class Consumer:
     #: A context manager factory opened around each batch of a non-atomic consumer: what the batch's
     #: effects share (one SMTP connection, one HTTP session).
     session: Callable[[], AbstractContextManager[object]] | None = None
+    #: The most deliveries per period the whole fleet makes ("10/s", or a setting read when used).
+    rate: str | Rate | RateSetting | None = None
+    #: Consumers naming the same bucket share one rate limit (one mail provider's quota); default: the name.
+    rate_bucket: str = ""
+    #: The most drains of this consumer running at once across the fleet (each runs one effect at a time).
+    concurrency: int | None = None
+    #: Stops trying a dead endpoint: its deliveries wait, one probe per interval, until it answers.
+    breaker: CircuitBreaker | None = None
+    #: How long after its event (or its replay) an effect is still worth doing; past it the delivery expires.
+    deadline: timedelta | None = None
     #: The Celery task that drains this consumer's deliveries (set by its declaration).
     task: Task = field(init=False)
 
     @property
     def queue(self) -> str:
         return self.name
+
+    @property
+    def current_rate(self) -> Rate | None:
+        """The rate limit in force now (None: unlimited)."""
+        return resolve_rate(self.rate)
+
+    @property
+    def bucket(self) -> str:
+        """The name of the rate limit this consumer draws on."""
+        return self.rate_bucket or self.name
 
     @property
     def task_name(self) -> str:
