@@ -27,6 +27,28 @@ from devtools.redis_server import free_port
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
+class Quota:
+    """A provider's quota as SaaS APIs keep it: a bucket of `count` requests refilled at count per `per` seconds."""
+
+    def __init__(self, *, count: int, per: float) -> None:
+        self.count = count
+        self.per = per
+        self._tokens = float(count)
+        self._at: float | None = None
+        self._lock = threading.Lock()
+
+    def take(self, now: float) -> bool:
+        """Spend one request of the quota at monotonic time now; False when none is left."""
+        with self._lock:
+            if self._at is not None:
+                self._tokens = min(self.count, self._tokens + (now - self._at) * self.count / self.per)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
 @dataclass(frozen=True)
 class CRMRequest:
     """One request the fake CRM received."""
@@ -59,10 +81,23 @@ class FakeCRM:
         self.default = CRMResponse()
         # Answer each path's first request with this, before the script (None: no such rule).
         self.first_per_path: CRMResponse | None = None
+        self.refused: list[CRMRequest] = []
+        # While down, every request is answered 503 (a dead endpoint that still accepts connections).
+        self.down = False
+        self._quota = Quota(count=0, per=1.0)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, free_port()), self._handler_class())
         self._server.daemon_threads = True
         self.url = f"http://{host}:{self._server.server_port}"
+
+    @property
+    def quota(self) -> tuple[int, float] | None:
+        """The provider's quota: (count, per seconds), None for none; beyond it 429 with Retry-After: 1."""
+        return (self._quota.count, self._quota.per) if self._quota.count else None
+
+    @quota.setter
+    def quota(self, value: tuple[int, float] | None) -> None:
+        self._quota = Quota(count=value[0], per=value[1]) if value else Quota(count=0, per=1.0)
 
     def answer(self, *responses: CRMResponse) -> None:
         """Queue responses for the next requests, in order."""
@@ -74,6 +109,11 @@ class FakeCRM:
             self.requests.append(request)
             if first:
                 return self.first_per_path
+            if self.down:
+                return CRMResponse(status=503, body='{"error": "unavailable"}')
+            if self.quota is not None and not self._quota.take(request.received_at):
+                self.refused.append(request)
+                return CRMResponse(status=429, headers={"Retry-After": "1"}, body='{"error": "rate limited"}')
             return self.script.popleft() if self.script else self.default
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -182,6 +222,8 @@ class SMTPSink:
         self.delay = delay
         self.refuse: set[str] = set()
         self.defer = False
+        self.rate_refused = 0
+        self._rate = Quota(count=0, per=1.0)
         self.messages: list[Message] = []
         self.data_started = 0
         self.greetings = 0  # one per SMTP session (EHLO)
@@ -205,12 +247,24 @@ class SMTPSink:
         self.data_started += 1
         if self.defer:
             return "451 4.3.0 try again later"
+        if self.rate_limit is not None and not self._rate.take(time.monotonic()):
+            self.rate_refused += 1
+            return "451 4.7.1 too many messages, slow down"
         if self.delay:
             await asyncio.sleep(self.delay)
         message = message_from_bytes(envelope.original_content)
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
         self.messages.append(message)
         return "250 Message accepted for delivery"
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """A sending-rate limit: (count, per seconds); beyond it "451 4.7.1 too many messages, slow down"."""
+        return (self._rate.count, self._rate.per) if self._rate.count else None
+
+    @rate_limit.setter
+    def rate_limit(self, value: tuple[int, float] | None) -> None:
+        self._rate = Quota(count=value[0], per=value[1]) if value else Quota(count=0, per=1.0)
 
     @property
     def url(self) -> str:

@@ -2,7 +2,7 @@
 
 - `EventSignal`, `publish`: a producer stores an event with its deliveries and signals it on commit.
 - `consumer`, `Consumer`, `consumers`, `consumers_of`, `get_consumer`: a side effect declared once, and the registry.
-- `RetrySchedule`, `PermanentError`, `TransientError`: how failures are retried.
+- `RetrySchedule`, `PermanentError`, `TransientError`, `RateLimited`: how failures are retried.
 - `Rate`, `rate_setting`, `CircuitBreaker`: flow control toward an external system, declared on the consumer.
 - `fence`: before each send of an effect made of several, check the drain still holds its delivery.
 - `operator_acted`, `OperatorActed`: operators paused, resumed or replayed (the audit log records them).
@@ -19,7 +19,7 @@ from events.flow import Rate, rate_setting
 from events.operations import OperatorActed, operator_acted
 from events.publishing import publish
 from events.registry import Consumer, consumers, consumers_of, get_consumer
-from events.retry import PermanentError, RetrySchedule, TransientError
+from events.retry import PermanentError, RateLimited, RetrySchedule, TransientError
 from events.signals import EventSignal
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "OperatorActed",
     "PermanentError",
     "Rate",
+    "RateLimited",
     "RetrySchedule",
     "TransientError",
     "consumer",

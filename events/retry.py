@@ -26,6 +26,15 @@ class TransientError(Exception):
         self.retry_after = retry_after
 
 
+class RateLimited(TransientError):
+    """The other side refused for now because of its quota (HTTP 429, an SMTP "too many"): the whole consumer slows.
+
+    Not the delivery's fault and not a sign the endpoint is down: its consumer waits retry_after
+    seconds (or one period of its rate) before any drain of it sends again, and no attempt is
+    spent on it; the circuit breaker does not count it.
+    """
+
+
 # The database, the mail server or the network blinked: the same attempt may succeed later.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TransientError,
