@@ -1,4 +1,4 @@
-"""The seven benchmarks of `make bench`: each returns figures measured side by side in one run."""
+"""The benchmarks of `make bench`: each returns figures measured side by side in one run."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from bench.flow import backfill_lag, crm_outage, quota_recovery
 from bench.harness import PASSWORD, Bench, Figure, figure, percentile, resident_memory
 from devtools.fakes import CRMResponse, FakeCRM, SMTPSink
 from devtools.processes import WebServer, wait_until
@@ -620,4 +621,7 @@ BENCHMARKS: dict[str, Callable[[Bench], list[Figure]]] = {
     "recovery": recovery,
     "memory": memory,
     "sweep_scale": sweep_scale,
+    "quota_recovery": quota_recovery,
+    "crm_outage": crm_outage,
+    "backfill_lag": backfill_lag,
 }
