@@ -376,3 +376,18 @@ def test_the_replay_action_runs_an_expired_delivery_again(
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.backlog) == (Delivery.Status.DONE, True)
+
+
+def test_a_delivery_page_says_its_lane_and_its_deadline(staff_client: Client) -> None:
+    UserCreatedFactory(occurred_at=timezone.now() - timedelta(days=2))
+    run_due(ADMINS)
+    expired = Delivery.objects.get(consumer=ADMINS)
+    deliveries_make_due(deliveries=[Delivery.objects.get(consumer=CRM)])
+    replayed = Delivery.objects.get(consumer=CRM)
+
+    expired_page = staff_client.get(reverse("admin:events_delivery_change", args=[expired.pk]))
+    replayed_page = staff_client.get(reverse("admin:events_delivery_change", args=[replayed.pk]))
+
+    assert "expired at" in expired_page.text and "live (a new event)" in expired_page.text
+    assert "backlog (made due by a replay or a backfill)" in replayed_page.text
+    assert "none: it never expires" in replayed_page.text
