@@ -9,6 +9,7 @@ from celery import current_app
 from django.core.checks import CheckMessage, Error, register
 
 from events.conf import events_settings, problems
+from events.deadlines import deadline_problem
 from events.doorbells import DOORBELL_MAX_COUNTDOWN
 from events.registry import Consumer, consumers
 
@@ -97,6 +98,12 @@ def delivery_guarantee_errors(
                 "E011",
                 f"{consumer.task.name} must run on its own queue {consumer.queue!r} (routed to {queue!r}).",
                 "Keep events.registry.route_task first in CELERY_TASK_ROUTES.",
+            )
+        if (problem := deadline_problem(consumer)) is not None:
+            fail(
+                "E015",
+                problem,
+                "Declare deadline=timedelta(...) above zero, or none for an effect that never goes stale.",
             )
     return errors
 

@@ -41,14 +41,18 @@ def drain(consumer: Consumer) -> int:
     doorbell_answered(consumer.name)
     limit = events_settings().batch_size or consumer.batch_size
     claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
+    # Rows that expired in the claim filled the batch as much as those claimed: more may be due.
+    full = len(claimed) + claimed.expired >= limit
     if not claimed:
+        if full:
+            consumer.ring(force=True)
         return 0
     with renewer.held(owner):
         if consumer.atomic:
             ran = _drain_atomic(consumer, claimed, owner)
         else:
             ran = _drain_one_by_one(consumer, claimed, owner)
-    if ran < len(claimed) or len(claimed) >= limit:
+    if ran < len(claimed) or full:
         consumer.ring(force=True)
     return ran
 

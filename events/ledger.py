@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,9 +20,11 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from events import tallies
+from events import deadlines, logcontext, tallies
 from events.conf import events_settings
 from events.models import ConsumerControl, Delivery, DeliveryAttempt
+
+logger = logging.getLogger(__name__)
 
 ERROR_KEPT = 4000
 
@@ -39,6 +43,18 @@ class Claim:
     attempts_since_replay: int
     created_at: datetime
     trace_context: dict[str, str]
+
+
+class Batch(list[Claim]):
+    """A claim's deliveries, and how many of the due rows it took ended expired instead (a full batch rings again)."""
+
+    def __init__(self, claims: Iterable[Claim] = (), *, expired: int = 0) -> None:
+        super().__init__(claims)
+        self.expired = expired
+
+
+# The claim's order: live deliveries before those a replay or a backfill made due, then by due time.
+LANE_ORDER = ("backlog", "due_at", "id")
 
 
 class LeaseLost(Exception):
@@ -82,11 +98,13 @@ def due(*, consumer: str, now: datetime | Now | None = None) -> QuerySet[Deliver
     )
 
 
-def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
-    """Lease up to limit due deliveries of consumer to owner, oldest due first, and record an attempt at each.
+def claim(*, consumer: str, owner: str, limit: int) -> Batch:
+    """Lease up to limit due deliveries of consumer to owner, live ones first, and record an attempt at each.
 
     One transaction for the batch: the attempts are counted and their rows written before any
     effect starts, so a worker that dies mid-effect leaves its attempt behind (marked lost later).
+    Live deliveries come before the backlog a replay made (LANE_ORDER), then the oldest due. Of
+    the rows taken, those past their deadline end expired instead (counted in the Batch).
     """
     now = timezone.now()
     worker = owner.rsplit(":", 1)[0]
@@ -95,20 +113,24 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
         # A paused consumer's rows wait, due: a pause committed before this statement is honoured,
         # and resuming rings the consumer again.
         paused = ConsumerControl.objects.filter(consumer=OuterRef("consumer"), paused=True)
-        ids = list(
+        candidates = list(
             due(consumer=consumer)
             .exclude(Exists(paused))
             .select_for_update(skip_locked=True)
-            .order_by("due_at", "id")
-            .values_list("id", flat=True)[:limit]
+            .order_by(*LANE_ORDER)
+            .values_list("id", "event_id", "expires_at")[:limit]
         )
-        if not ids:
-            return []
+        if not candidates:
+            return Batch()
         # An attempt still "running" belonged to a worker that died: its lease expired.
-        lost = DeliveryAttempt.objects.filter(delivery_id__in=ids, outcome=DeliveryAttempt.Outcome.RUNNING).update(
-            outcome=DeliveryAttempt.Outcome.LOST, finished_at=now, error="its worker stopped before it finished"
-        )
+        lost = DeliveryAttempt.objects.filter(
+            delivery_id__in=[pk for pk, _event, _expires in candidates], outcome=DeliveryAttempt.Outcome.RUNNING
+        ).update(outcome=DeliveryAttempt.Outcome.LOST, finished_at=now, error="its worker stopped before it finished")
         tallies.add({(tallies.ATTEMPTS, consumer, DeliveryAttempt.Outcome.LOST): lost})
+        expired = _expire(consumer=consumer, candidates=candidates, now=now)
+        ids = [pk for pk, _event, _expires in candidates if pk not in expired]
+        if not ids:
+            return Batch(expired=len(expired))
         Delivery.objects.filter(id__in=ids).update(
             lease_owner=owner,
             lease_until=lease_until(),
@@ -118,7 +140,7 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
         )
         rows = list(
             Delivery.objects.filter(id__in=ids)
-            .order_by("due_at", "id")
+            .order_by(*LANE_ORDER)
             .values_list(
                 "id",
                 "event_id",
@@ -136,7 +158,7 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
                 for pk, _event, _name, _payload, attempts, _since_replay, _created, _trace in rows
             ]
         )
-    return [
+    claims = [
         Claim(
             delivery_id=pk,
             event_id=event_id,
@@ -153,6 +175,27 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
             rows, started, strict=True
         )
     ]
+    return Batch(claims, expired=len(expired))
+
+
+def _expire(*, consumer: str, candidates: list[tuple[int, UUID, datetime | None]], now: datetime) -> set[int]:
+    """End expired those of a claim's locked rows past their deadline: no attempt spent, no effect, tallied.
+
+    Not a failure (no dead letter, no failed count): its effect is no longer worth doing. It stays
+    visible, and a replay runs it (with a deadline counted from the replay).
+    """
+    late = [(pk, event_id) for pk, event_id, expires in candidates if expires is not None and expires <= now]
+    if not late:
+        return set()
+    reason = deadlines.expired_reason(consumer)
+    Delivery.objects.filter(pk__in=[pk for pk, _event in late]).update(
+        status=Delivery.Status.EXPIRED, due_at=None, last_error=reason, updated_at=now
+    )
+    tallies.add({(tallies.DELIVERIES, consumer, Delivery.Status.EXPIRED): len(late)})
+    for pk, event_id in late:
+        with logcontext.event_scope(event_id):
+            logger.info("Delivery %s of %s (event %s) %s", pk, consumer, event_id, reason)
+    return {pk for pk, _event in late}
 
 
 def _finish(claims: list[Claim], owner: str, *, outcome: str, error: str, ended: str = "", **change: Any) -> None:

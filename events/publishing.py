@@ -12,7 +12,7 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from events import logcontext, tallies, tracing
+from events import deadlines, logcontext, tallies, tracing
 from events.doorbells import doorbells
 from events.models import Delivery, Event
 from events.registry import consumers_of
@@ -63,8 +63,17 @@ def publish(*, signal: EventSignal, event: DomainEvent) -> None:
             trace_context=trace_context,
         )
         now = timezone.now()
+        # A deadline counts from the event: an effect owed since an outage is as stale as its event.
         Delivery.objects.bulk_create(
-            [Delivery(event=stored, consumer=declared.name, due_at=now) for declared in consumers_of(signal)]
+            [
+                Delivery(
+                    event=stored,
+                    consumer=declared.name,
+                    due_at=now,
+                    expires_at=deadlines.expires_at(declared, start=event.occurred_at),
+                )
+                for declared in consumers_of(signal)
+            ]
         )
         tallies.add({(tallies.EVENTS, "", event.name): 1})
     # The rest of the request's lines (the doorbells rung on commit, the response) carry the event id.

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from events import deadlines
 from events.doorbells import doorbells
 from events.models import Delivery, Event
 from events.registry import Consumer, get_consumer
@@ -33,14 +34,17 @@ def deliveries_for_replay(
     consumers: list[Consumer],
     event_id: UUID | str | None = None,
     failed: bool = False,
+    expired: bool = False,
     since: datetime | None = None,
 ) -> QuerySet[Delivery]:
-    """Select the deliveries a replay would run; --since leaves done ones alone."""
+    """Select the deliveries a replay would run (failed and expired: either); --since leaves done ones alone."""
     deliveries = Delivery.objects.filter(consumer__in=[c.name for c in consumers]).select_related("event")
     if event_id is not None:
         deliveries = deliveries.filter(event_id=event_id)
-    if failed:
-        deliveries = deliveries.filter(status=Delivery.Status.FAILED)
+    chosen = {Delivery.Status.FAILED: failed, Delivery.Status.EXPIRED: expired}
+    ended = [status for status, wanted in chosen.items() if wanted]
+    if ended:
+        deliveries = deliveries.filter(status__in=ended)
     if since is not None:
         deliveries = deliveries.filter(event__occurred_at__gte=since).exclude(status=Delivery.Status.DONE)
     return deliveries.order_by("event__occurred_at", "consumer")
@@ -67,6 +71,9 @@ def events_missing_deliveries(
 def deliveries_make_due(*, deliveries: Iterable[Delivery], missing: Iterable[tuple[Event, Consumer]] = ()) -> Replayed:
     """Make deliveries due now with a fresh retry count, create the missing ones, ring their consumers.
 
+    They go in the backlog lane: a consumer's live deliveries (of events published from now on)
+    are claimed before them, so a backfill of a year never holds up a new signup's effects. Their
+    deadline, if their consumer has one, counts from now: an operator who replays wants it done.
     A delivery being run keeps its lease: its holder finishes and records the outcome, and the
     replay adds no second run. Attempts are never reset: the history keeps every one.
     Return how many deliveries were made due, of which consumers; once the replay commits, it
@@ -77,17 +84,45 @@ def deliveries_make_due(*, deliveries: Iterable[Delivery], missing: Iterable[tup
     pks = [delivery.pk for delivery in deliveries]
     with transaction.atomic():
         Delivery.objects.bulk_create(
-            [Delivery(event=event, consumer=declared.name, due_at=now) for event, declared in missing],
+            [
+                Delivery(
+                    event=event,
+                    consumer=declared.name,
+                    due_at=now,
+                    backlog=True,
+                    expires_at=deadlines.expires_at(declared, start=now),
+                )
+                for event, declared in missing
+            ],
             ignore_conflicts=True,
         )
-        Delivery.objects.filter(pk__in=pks).update(
-            status=Delivery.Status.PENDING, attempts_since_replay=0, due_at=now, completed_at=None, updated_at=now
+        replayed = Delivery.objects.filter(pk__in=pks)
+        replayed.update(
+            status=Delivery.Status.PENDING,
+            attempts_since_replay=0,
+            due_at=now,
+            completed_at=None,
+            updated_at=now,
+            backlog=True,
+            expires_at=None,
         )
+        # One statement per consumer with a deadline (a handful), not one per delivery.
+        for name in set(replayed.values_list("consumer", flat=True).distinct()):
+            declared = _declared(name)
+            if declared is not None and declared.deadline is not None:
+                replayed.filter(consumer=name).update(expires_at=deadlines.expires_at(declared, start=now))
     names = set(Delivery.objects.filter(pk__in=pks).values_list("consumer", flat=True).distinct())
     names |= {declared.name for _event, declared in missing}
     replayed = Replayed(count=len(pks) + len(missing), consumers=tuple(sorted(names)))
     transaction.on_commit(lambda: _ring(replayed))
     return replayed
+
+
+def _declared(name: str) -> Consumer | None:
+    try:
+        return get_consumer(name)
+    except KeyError:
+        return None  # No longer declared: replayed all the same, with no deadline.
 
 
 def _ring(replayed: Replayed) -> None:

@@ -27,9 +27,10 @@ def run_due(*consumer_names: str) -> int:
     selected: list[Consumer] = [get_consumer(name) for name in consumer_names] or consumers()
     ran = 0
     for declared in selected:
-        while ledger.due(consumer=declared.name).exists():
+        while due := ledger.due(consumer=declared.name).count():
             count = drain(declared)
             ran += count
-            if count == 0:
+            # A drain that ran nothing but expired some rows made progress: go on while it does.
+            if count == 0 and ledger.due(consumer=declared.name).count() == due:
                 break
     return ran

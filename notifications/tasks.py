@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
+
 from events.api import consumer
 from notifications.services import (
     admin_notice_send,
@@ -13,26 +17,33 @@ from notifications.services import (
 from users.events import UserCreated, UserEmailConfirmationRequested, UserPasswordResetRequested
 from users.signals import user_created, user_email_confirmation_requested, user_password_reset_requested
 
+# How long each mail stays worth sending (README, "Deadlines"): a mail that carries a link is
+# worth sending while the link would still work had it gone out at once; an admin notice days late
+# is noise (the admin list and the audit log say who signed up).
+CONFIRMATION_DEADLINE = timedelta(seconds=settings.EMAIL_CONFIRMATION_TIMEOUT)
+PASSWORD_RESET_DEADLINE = timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
+ADMIN_NOTICE_DEADLINE = timedelta(days=1)
 
-@consumer(user_created, batch_size=25, session=mail_session)
+
+@consumer(user_created, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE)
 def send_welcome_email(event: UserCreated) -> None:
     """Send the welcome e-mail for a UserCreated event."""
     welcome_email_send(event=event)
 
 
-@consumer(user_created, batch_size=25, session=mail_session)
+@consumer(user_created, batch_size=25, session=mail_session, deadline=ADMIN_NOTICE_DEADLINE)
 def notify_admins(event: UserCreated) -> None:
     """Send the admins the notice of a UserCreated event."""
     admin_notice_send(event=event)
 
 
-@consumer(user_password_reset_requested, batch_size=25, session=mail_session)
+@consumer(user_password_reset_requested, batch_size=25, session=mail_session, deadline=PASSWORD_RESET_DEADLINE)
 def send_password_reset_email(event: UserPasswordResetRequested) -> None:
     """Send the password reset link for a UserPasswordResetRequested event."""
     password_reset_email_send(event=event)
 
 
-@consumer(user_email_confirmation_requested, batch_size=25, session=mail_session)
+@consumer(user_email_confirmation_requested, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE)
 def send_email_confirmation(event: UserEmailConfirmationRequested) -> None:
     """Send a new confirmation link for a UserEmailConfirmationRequested event."""
     email_confirmation_send(event=event)

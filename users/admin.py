@@ -58,6 +58,7 @@ class UserAdmin(DjangoUserAdmin):
             "can_view_side_effects": user is not None,
             "side_effects_pending": sum(1 for delivery in side_effects if delivery.status == "pending"),
             "side_effects_failed": sum(1 for delivery in side_effects if delivery.status == "failed"),
+            "side_effects_expired": sum(1 for delivery in side_effects if delivery.status == "expired"),
             "can_replay": request.user.has_perm("events.replay_delivery"),
         }
         return super().change_view(request, object_id, form_url, extra_context=extra_context)

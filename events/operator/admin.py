@@ -33,6 +33,25 @@ REPLAYED_DONE = (
 )
 
 
+# A delivery's lane, as the list's filter and its page name it.
+LANES = {False: "live (a new event)", True: "backlog (made due by a replay or a backfill)"}
+
+
+class LaneFilter(admin.SimpleListFilter):
+    """Filter deliveries by lane: live ones run before the backlog a replay or a backfill made."""
+
+    title = "lane"
+    parameter_name = "lane"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("live", "live"), ("backlog", "backlog")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        if self.value() in ("live", "backlog"):
+            return queryset.filter(backlog=self.value() == "backlog")
+        return queryset
+
+
 def can_replay(request: HttpRequest) -> bool:
     """Return whether the user may replay deliveries (a permission of its own, not "change")."""
     return request.user.has_perm("events.replay_delivery")
@@ -125,7 +144,7 @@ class DeliveryAdmin(SearchByUserEmail):
 
     # Narrow columns: the last error must be readable without scrolling at 1280 px, beside both sidebars.
     list_display = ("event_short", "user_link", "consumer_name", "state", "attempts", "updated", "error")
-    list_filter = ("status", "consumer")
+    list_filter = ("status", "consumer", LaneFilter)
     search_fields = ("=event__id",)
     search_help_text = "An event id, or (part of) the e-mail address of the user the event is about."
     user_id_lookup = "event__user_id__in"
@@ -134,7 +153,8 @@ class DeliveryAdmin(SearchByUserEmail):
     actions = ["replay_selected"]
     readonly_fields = (
         "event_id_link", "user_link", "consumer", "status", "attempts", "attempts_since_replay", "retry_schedule",
-        "due", "lease_owner", "lease_until", "created_at", "updated_at", "completed_at", "lag", "last_error",
+        "due", "lane", "deadline", "lease_owner", "lease_until", "created_at", "updated_at", "completed_at", "lag",
+        "last_error",
     )  # fmt: skip
     fields = readonly_fields
     inlines = [DeliveryAttemptInline]
@@ -163,7 +183,20 @@ class DeliveryAdmin(SearchByUserEmail):
         # Only a pending delivery is due: its time goes with its status rather than in a column of dashes.
         if delivery.status != Delivery.Status.PENDING or delivery.due_at is None:
             return delivery.get_status_display()
-        return format_html("{}<br><small>due {}</small>", delivery.get_status_display(), self.due(delivery))
+        # A replay's or a backfill's delivery waits behind live ones: the list says which lane it is in.
+        lane = " · backlog" if delivery.backlog else ""
+        return format_html("{}<br><small>due {}{}</small>", delivery.get_status_display(), self.due(delivery), lane)
+
+    @admin.display(description="lane", ordering="backlog")
+    def lane(self, delivery: Delivery) -> str:
+        return LANES[delivery.backlog]
+
+    @admin.display(description="deadline", ordering="expires_at")
+    def deadline(self, delivery: Delivery) -> str:
+        if delivery.expires_at is None:
+            return "none: it never expires"
+        verb = "expired at" if delivery.status == Delivery.Status.EXPIRED else "expires at"
+        return f"{verb} {format_moment(delivery.expires_at, day_of=timezone.now())}"
 
     @admin.display(description="updated", ordering="updated_at")
     def updated(self, delivery: Delivery) -> str:
@@ -365,6 +398,7 @@ class DeliveryAdmin(SearchByUserEmail):
                 pending=Count("id", filter=Q(status=Delivery.Status.PENDING)),
                 done=Count("id", filter=Q(status=Delivery.Status.DONE)),
                 failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
+                expired=Count("id", filter=Q(status=Delivery.Status.EXPIRED)),
             )
             .order_by("consumer")
         )

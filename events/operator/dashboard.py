@@ -11,6 +11,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
+from events import deadlines
 from events.conf import events_settings
 from events.ledger import paused_consumers
 from events.models import Delivery, Event
@@ -36,6 +37,7 @@ def consumer_states(now: datetime) -> dict[str, dict[str, Any]]:
         running=Count("id", filter=running),
         done=Count("id", filter=Q(status=Delivery.Status.DONE)),
         failed=Count("id", filter=Q(status=Delivery.Status.FAILED)),
+        expired=Count("id", filter=Q(status=Delivery.Status.EXPIRED)),
         oldest_due=Min("due_at", filter=pending & Q(due_at__lte=now)),
     )
     return {row["consumer"]: row for row in rows.order_by()}
@@ -86,6 +88,8 @@ def overview() -> dict[str, Any]:
                     "running": state.get("running", 0),
                     "done": state.get("done", 0),
                     "failed": state.get("failed", 0),
+                    "expired": state.get("expired", 0),
+                    "deadline": deadlines.describe(declared.deadline) if declared.deadline else "",
                     "overdue": format_seconds((now - oldest_due).total_seconds()) if oldest_due else "",
                     "lag_p50": format_seconds(percentile(lags, 0.5)),
                     "lag_p95": format_seconds(percentile(lags, 0.95)),

@@ -83,7 +83,8 @@ class RelayCollector(Collector):
         empty = {"failed": 0, "due": 0, "running": 0, "waiting": 0, "oldest_due": None}
         totals = CounterMetricFamily(
             "relay_deliveries",
-            "Deliveries that ended done or failed (a dead letter), by consumer; a replayed one counts again.",
+            "Deliveries that ended done, failed (a dead letter) or expired (past its consumer's deadline, not run),"
+            " by consumer; a replayed one counts again.",
             labels=["consumer", "status"],
         )
         pending_gauge = GaugeMetricFamily(
@@ -103,7 +104,7 @@ class RelayCollector(Collector):
         counted = {consumer for metric, consumer, _label in counts if metric == tallies.DELIVERIES}
         for consumer in _with_unknown(names, set(by_consumer) | counted):
             row = by_consumer.get(consumer, empty)
-            for status in (Delivery.Status.DONE, Delivery.Status.FAILED):
+            for status in (Delivery.Status.DONE, Delivery.Status.FAILED, Delivery.Status.EXPIRED):
                 totals.add_metric([consumer, status], counts.get((tallies.DELIVERIES, consumer, status), 0))
             pending_gauge.add_metric([consumer, "due"], row["due"])
             pending_gauge.add_metric([consumer, "running"], row["running"])

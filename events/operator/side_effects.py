@@ -13,7 +13,7 @@ from events.operator.measures import format_moment, format_seconds, lag_seconds
 def user_side_effects(*, user_id: int) -> list[Delivery]:
     """Return every delivery of the events about user_id, newest event first, with their attempt history.
 
-    Each carries what the page shows: `state` (running, pending, done, failed, paused), `lag`, `error_line`;
+    Each carries what the page shows: `state` (running, pending, done, failed, expired, paused), `lag`, `error_line`;
     each attempt its `started` time.
     """
     now = timezone.now()

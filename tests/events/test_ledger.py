@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from events import ledger
 from events.models import Delivery, DeliveryAttempt
+from events.replay import deliveries_make_due
 from tests.factories import UserCreatedFactory
 
 pytestmark = pytest.mark.django_db
@@ -206,3 +207,29 @@ def test_a_delivery_made_due_now_by_python_is_due_in_the_same_millisecond() -> N
         Delivery.objects.alias(written=written).filter(written__lte=ledger.DatabaseNow()).count()
         == Delivery.objects.count()
     )
+
+
+def test_live_deliveries_are_claimed_before_the_backlog_a_replay_made_due() -> None:
+    # given: two old events made due by a backfill, then a new signup (due later than them)
+    old = [UserCreatedFactory() for _ in range(2)]
+    deliveries_make_due(deliveries=list(Delivery.objects.filter(consumer=AUDIT)))
+    Delivery.objects.filter(consumer=AUDIT).update(due_at=timezone.now() - timedelta(hours=1))
+    new = UserCreatedFactory()
+
+    # when
+    first = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
+    rest = ledger.claim(consumer=AUDIT, owner="b:1:y", limit=5)
+
+    # then: the live one first, then the backlog in due order
+    assert [claim.event_id for claim in first] == [new.event_id]
+    assert {claim.event_id for claim in rest} == {event.event_id for event in old}
+
+
+def test_a_retry_keeps_its_lane() -> None:
+    UserCreatedFactory()
+    deliveries_make_due(deliveries=list(Delivery.objects.filter(consumer=AUDIT)))
+    [claim] = ledger.claim(consumer=AUDIT, owner="a:1:x", limit=1)
+
+    ledger.retry_later(claim=claim, owner="a:1:x", delay=0, error="boom")
+
+    assert Delivery.objects.get(consumer=AUDIT).backlog is True

@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from audit.models import AuditEntry
 from events import ledger
-from events.models import Delivery, DeliveryAttempt
+from events.models import Delivery, DeliveryAttempt, Event
+from events.registry import get_consumer
 from events.replay import deliveries_make_due
 from events.testing import run_due
 from tests.factories import UserCreatedFactory
@@ -63,3 +64,23 @@ def test_replaying_a_done_delivery_repeats_no_effect() -> None:
     assert Delivery.objects.get(consumer=AUDIT).status == Delivery.Status.DONE
     assert Delivery.objects.get(consumer=AUDIT).due_at is None
     assert timezone.now() - Delivery.objects.get(consumer=AUDIT).completed_at < timedelta(minutes=1)
+
+
+def test_a_replay_and_a_backfill_put_their_deliveries_in_the_backlog_lane() -> None:
+    # given: a done delivery, and an event whose audit delivery is missing (a consumer added later)
+    replayed, backfilled = UserCreatedFactory(), UserCreatedFactory()
+    run_due(AUDIT)
+    Delivery.objects.filter(consumer=AUDIT, event_id=backfilled.event_id).delete()
+    missing = [(Event.objects.get(pk=backfilled.event_id), get_consumer(AUDIT))]
+
+    # when
+    deliveries_make_due(deliveries=list(Delivery.objects.filter(consumer=AUDIT)), missing=missing)
+
+    # then: both due in the backlog lane; a new event's delivery is live
+    rows = Delivery.objects.filter(consumer=AUDIT)
+    assert {(row.event_id, row.status, row.backlog) for row in rows} == {
+        (replayed.event_id, Delivery.Status.PENDING, True),
+        (backfilled.event_id, Delivery.Status.PENDING, True),
+    }
+    live = UserCreatedFactory()
+    assert Delivery.objects.get(consumer=AUDIT, event_id=live.event_id).backlog is False

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEntry
 from events.models import Delivery, DeliveryAttempt, Event
@@ -457,3 +458,19 @@ def test_a_refused_password_form_and_one_s_own_password_are_not_audited(
     assert (refused.status_code, own.status_code) == (200, 302)
     assert missing.status_code == 404
     assert not Event.objects.filter(name="user.password_set").exists()
+
+
+def test_the_user_page_shows_a_side_effect_that_expired(staff_client: Client) -> None:
+    # given: a signup two days old whose admin notice expired before it was sent (deadline a day)
+    user = UserFactory(email="ann@example.com")
+    UserCreatedFactory(user_id=user.pk, occurred_at=timezone.now() - timedelta(days=2))
+    run_due()
+
+    response = staff_client.get(reverse("admin:users_user_change", args=[user.pk]))
+
+    rows = {delivery.consumer: delivery for delivery in response.context["side_effects"]}
+    assert rows["notifications.notify_admins"].state == "expired"
+    assert rows["notifications.notify_admins"].error_line == "expired: not done within its deadline (1 day)"
+    caption = response.text.split('id="side-effects"')[1].split("</caption>")[0]
+    assert "1 expired" in caption and "failed" not in caption and "all done" not in caption
+    assert "relay-status-expired" in response.text

@@ -56,7 +56,8 @@ class Command(BaseCommand):
     help = (
         "Run consumers again. A consumer is named <app>.<handler> (crm.sync_contact); an app label "
         "(crm) selects all of that app's consumers. Examples: --consumer crm.sync_contact --event <uuid>; "
-        "--consumer crm --failed; --since 2026-01-01 (backfill, e.g. a newly added consumer). A delivery "
+        "--consumer crm --failed; --consumer notifications --expired; "
+        "--since 2026-01-01 (backfill, e.g. a newly added consumer). A delivery "
         "being run keeps its lease: the replay makes it due again and its worker finishes first."
     )
 
@@ -67,13 +68,18 @@ class Command(BaseCommand):
         parser.add_argument("--event", type=uuid.UUID, help="Only this event id.")
         parser.add_argument("--failed", action="store_true", help="Only dead letters (failed deliveries).")
         parser.add_argument(
+            "--expired",
+            action="store_true",
+            help="Only deliveries that expired (past their consumer's deadline); with --failed, both.",
+        )
+        parser.add_argument(
             "--since", type=_since, help="Events that occurred since this date: backfill what was not done."
         )
         parser.add_argument("--dry-run", action="store_true", help="Show what would run; change nothing.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not (options["event"] or options["failed"] or options["since"]):
-            raise CommandError("Say which deliveries: --event <uuid>, --failed or --since <date>.")
+        if not (options["event"] or options["failed"] or options["expired"] or options["since"]):
+            raise CommandError("Say which deliveries: --event <uuid>, --failed, --expired or --since <date>.")
         try:
             selected = consumers_matching(options["consumer"]) if options["consumer"] else consumers()
         except ValueError as error:
@@ -81,12 +87,16 @@ class Command(BaseCommand):
 
         deliveries = list(
             deliveries_for_replay(
-                consumers=selected, event_id=options["event"], failed=options["failed"], since=options["since"]
+                consumers=selected,
+                event_id=options["event"],
+                failed=options["failed"],
+                expired=options["expired"],
+                since=options["since"],
             )
         )
         missing = (
             []
-            if options["failed"]
+            if options["failed"] or options["expired"]
             else events_missing_deliveries(consumers=selected, event_id=options["event"], since=options["since"])
         )
         verb = "Would replay" if options["dry_run"] else "Replaying"
@@ -100,6 +110,7 @@ class Command(BaseCommand):
         scope = {
             "event": str(options["event"]) if options["event"] else None,
             "failed": options["failed"],
+            "expired": options["expired"],
             "since": options["since"].isoformat() if options["since"] else None,
         }
         # The audit log records the replay; a command has no user to name, only its source.

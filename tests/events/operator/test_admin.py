@@ -12,6 +12,7 @@ from audit.models import AuditEntry
 from config.celery_app import app
 from events.models import Delivery, DeliveryAttempt
 from events.operator.measures import format_moment
+from events.replay import deliveries_make_due
 from events.testing import run_due
 from tests.broker import drain_queue
 from tests.factories import UserCreatedFactory, UserFactory
@@ -19,6 +20,7 @@ from tests.factories import UserCreatedFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 CRM = "crm.sync_contact"
+ADMINS = "notifications.notify_admins"
 
 
 def test_delivery_list_shows_each_consumer_with_its_dead_letters(staff_client: Client) -> None:
@@ -334,3 +336,58 @@ def test_the_delivery_list_shows_the_gist_of_a_long_error_and_its_full_text_on_h
     [(title, shown)] = re.findall(r'<span class="relay-error" title="([^"]+)">([^<]*)</span>', response.text)
     assert title.startswith("Traceback (most recent call last):") and title.endswith("the CRM timed out")
     assert shown.startswith("CRMTransientError: the CRM timed out") and len(shown) <= 120 and shown.endswith("…")
+
+
+def test_the_delivery_list_filters_by_lane_and_by_expired_and_counts_the_expired(staff_client: Client) -> None:
+    # given: an old signup whose admin notice expired, replayed deliveries in the backlog, a new signup
+    UserCreatedFactory(occurred_at=timezone.now() - timedelta(days=2))
+    run_due(ADMINS)
+    deliveries_make_due(deliveries=list(Delivery.objects.filter(consumer=CRM)))
+    UserCreatedFactory()
+
+    # when
+    expired = staff_client.get(reverse("admin:events_delivery_changelist"), {"status": "expired"})
+    backlog = staff_client.get(reverse("admin:events_delivery_changelist"), {"lane": "backlog"})
+    live = staff_client.get(reverse("admin:events_delivery_changelist"), {"lane": "live", "consumer": CRM})
+
+    # then
+    assert [row.consumer for row in expired.context["cl"].result_list] == [ADMINS]
+    assert "expired: not done within its deadline (1 day)" in expired.text
+    assert [(row.consumer, row.backlog) for row in backlog.context["cl"].result_list] == [(CRM, True)]
+    assert "backlog" in backlog.text
+    assert [row.backlog for row in live.context["cl"].result_list] == [False]
+    summary = {row["consumer"]: row for row in expired.context["consumer_summary"]}
+    assert (summary[ADMINS]["expired"], summary[ADMINS]["failed"]) == (1, 0)
+
+
+def test_the_replay_action_runs_an_expired_delivery_again(
+    staff_client: Client, django_capture_on_commit_callbacks
+) -> None:
+    UserCreatedFactory(occurred_at=timezone.now() - timedelta(days=2))
+    run_due(ADMINS)
+    delivery = Delivery.objects.get(consumer=ADMINS)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(
+            reverse("admin:events_delivery_changelist"),
+            {"action": "replay_selected", "_selected_action": [delivery.pk]},
+        )
+    run_due(ADMINS)
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.backlog) == (Delivery.Status.DONE, True)
+
+
+def test_a_delivery_page_says_its_lane_and_its_deadline(staff_client: Client) -> None:
+    UserCreatedFactory(occurred_at=timezone.now() - timedelta(days=2))
+    run_due(ADMINS)
+    expired = Delivery.objects.get(consumer=ADMINS)
+    deliveries_make_due(deliveries=[Delivery.objects.get(consumer=CRM)])
+    replayed = Delivery.objects.get(consumer=CRM)
+
+    expired_page = staff_client.get(reverse("admin:events_delivery_change", args=[expired.pk]))
+    replayed_page = staff_client.get(reverse("admin:events_delivery_change", args=[replayed.pk]))
+
+    assert "expired at" in expired_page.text and "live (a new event)" in expired_page.text
+    assert "backlog (made due by a replay or a backfill)" in replayed_page.text
+    assert "none: it never expires" in replayed_page.text

@@ -18,6 +18,7 @@ from tests.factories import UserCreatedFactory
 pytestmark = pytest.mark.django_db
 
 CRM = "crm.sync_contact"
+ADMINS = "notifications.notify_admins"
 
 
 def test_the_catalogue_lists_every_declared_consumer_with_its_task_queue_and_retries(staff_client: Client) -> None:
@@ -124,3 +125,15 @@ def test_the_lag_chart_draws_nothing_where_no_delivery_was_done(staff_client: Cl
 
     assert "<polyline" not in chart and chart.count("<circle") == 1
     assert ">lag p95, s</text>" in chart
+
+
+def test_each_consumer_shows_its_expired_deliveries_and_its_deadline(staff_client: Client) -> None:
+    UserCreatedFactory(occurred_at=timezone.now() - timedelta(days=2))
+    run_due()
+
+    response = staff_client.get(reverse("admin:events_dashboard"))
+
+    rows = {row["name"]: row for entry in response.context["catalogue"] for row in entry["consumers"]}
+    assert (rows[ADMINS]["expired"], rows[ADMINS]["failed"], rows[ADMINS]["deadline"]) == (1, 0, "1 day")
+    assert rows["audit.record_user_created"]["deadline"] == ""
+    assert f"?consumer={ADMINS}&amp;status=expired" in response.text

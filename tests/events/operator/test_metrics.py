@@ -261,3 +261,19 @@ def test_metrics_are_open_without_a_token_in_local_and_test_settings(client: Cli
     # then
     assert response.status_code == 200
     assert b"# TYPE relay_deliveries_pending gauge" in response.content
+
+
+def test_expired_deliveries_are_counted_apart_from_failures(client: Client) -> None:
+    # given: two signups two days old: their admin notices expire (deadline a day), the rest run
+    for _ in range(2):
+        UserCreatedFactory(occurred_at=timezone.now() - timedelta(days=2))
+    run_due()
+    zero = {declared.name: 0.0 for declared in consumers()}
+
+    # when
+    samples = scrape(client)
+
+    # then: expired for that consumer only; no dead letter, no failure counted
+    assert by_consumer(samples, "relay_deliveries_total", status="expired") == {**zero, ADMINS: 2}
+    assert by_consumer(samples, "relay_deliveries_total", status="failed") == zero
+    assert by_consumer(samples, "relay_deliveries_failed") == zero
