@@ -9,16 +9,13 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import redis
 from django.conf import settings
 
 from events.conf import events_settings
 from events.doorbells import BROKER_ERRORS, DOORBELL_MAX_COUNTDOWN, broker_redis
-
-if TYPE_CHECKING:
-    from events.registry import Consumer
 
 _PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
@@ -72,6 +69,23 @@ def resolve_rate(rate: str | Rate | RateSetting | None) -> Rate | None:
     if isinstance(rate, RateSetting):
         return rate.resolve()
     return Rate.parse(rate)
+
+
+class FlowConsumer(Protocol):
+    """What flow control reads of a consumer (events.registry.Consumer; the registry imports this module)."""
+
+    name: str
+    rate: str | Rate | RateSetting | None
+    rate_bucket: str
+    concurrency: int | None
+
+    @property
+    def current_rate(self) -> Rate | None: ...
+
+    @property
+    def bucket(self) -> str: ...
+
+    def ring(self, *, countdown: float | None = None, force: bool = False) -> None: ...
 
 
 # -- The fleet's budget, kept in the broker's Redis on its own clock -------------------------------
@@ -239,7 +253,7 @@ def free_slot(*, consumer: str, owner: str) -> bool:
     return bool(_run(_FREE_SLOT, [SLOTS_KEY.format(consumer), WANTED_KEY.format(consumer)], [owner]))
 
 
-def _wake_later(consumer: Consumer, seconds: float) -> None:
+def _wake_later(consumer: FlowConsumer, seconds: float) -> None:
     """Ring consumer once at the end of a wait, whichever and however many drains were turned away."""
     seconds = min(max(seconds, 0.05), DOORBELL_MAX_COUNTDOWN)
     # A little jitter: drains of several consumers sharing a bucket do not all wake on the same tick.
@@ -256,7 +270,7 @@ def _wake_later(consumer: Consumer, seconds: float) -> None:
 class Permit:
     """A limited drain's admission: how many it may claim, and the slot it holds until it ends."""
 
-    consumer: Consumer
+    consumer: FlowConsumer
     owner: str
     granted: int
     rate: Rate | None
@@ -292,7 +306,7 @@ class Permit:
             self.consumer.ring(force=True)
 
 
-def admit(*, consumer: Consumer, owner: str, want: int) -> Permit | None:
+def admit(*, consumer: FlowConsumer, owner: str, want: int) -> Permit | None:
     """Ask the fleet how many deliveries consumer's drain may claim now (None: unlimited, no Redis call).
 
     A permit granting 0 means: claim nothing; a ring is set for when the budget allows (or the
@@ -340,7 +354,7 @@ def admit(*, consumer: Consumer, owner: str, want: int) -> Permit | None:
         return permit
 
 
-def slow_down(*, consumer: Consumer, retry_after: float | None) -> float:
+def slow_down(*, consumer: FlowConsumer, retry_after: float | None) -> float:
     """Hold consumer's bucket fleet-wide for retry_after seconds (or one period of its rate); return the hold."""
     rate = consumer.current_rate
     seconds = retry_after if retry_after is not None and retry_after > 0 else (rate.per if rate else 1.0)
@@ -352,12 +366,12 @@ def slow_down(*, consumer: Consumer, retry_after: float | None) -> float:
         return seconds
 
 
-def wake_after_hold(consumer: Consumer, seconds: float) -> None:
+def wake_after_hold(consumer: FlowConsumer, seconds: float) -> None:
     """Ring consumer at the end of its hold (once, fleet-wide)."""
     _wake_later(consumer, seconds)
 
 
-def describe(consumer: Consumer) -> str:
+def describe(consumer: FlowConsumer) -> str:
     """Say the consumer's flow control in one line, for the dashboard ("" when it has none)."""
     try:
         rate = consumer.current_rate
