@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -10,16 +11,20 @@ import pytest
 import redis
 from django.conf import settings
 from django.test import Client, override_settings
+from django.urls import reverse
 from prometheus_client.parser import text_string_to_metric_families
 
 from crm.backends import get_backend
 from crm.backends.base import Contact, CRMRateLimited
-from devtools.fakes import CRMResponse, FakeCRM
+from devtools.fakes import CRMResponse, FakeCRM, running_smtp
 from devtools.redis_server import free_port
 from events import draining, flow
-from events.api import Rate, get_consumer, rate_setting
+from events.api import Rate, RateLimited, consumers, get_consumer, rate_setting
+from events.checks import rate_limit_errors
+from events.leases import renewer
 from events.models import Delivery, DeliveryAttempt
 from events.registry import Consumer
+from notifications.services import MailRateLimited, _rate_limited, admin_notice_send, welcome_email_send
 from tests.factories import UserCreatedFactory
 
 CRM = "crm.sync_contact"
@@ -302,3 +307,69 @@ def test_rate_setting_reads_the_setting_when_used(settings) -> None:
     assert declared.resolve() is None
     settings.CRM_RATE_LIMIT = "600/min"
     assert declared.resolve() == Rate(count=600, per=60.0)
+
+
+# -- Where an operator sees it, and a bad setting ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_dashboard_shows_each_consumers_rate_limit(staff_client: Client, settings) -> None:
+    settings.CRM_RATE_LIMIT = "10/s"
+    settings.EMAIL_RATE_LIMIT = ""
+
+    page = staff_client.get(reverse("admin:events_dashboard")).content.decode()
+
+    assert "at most 10/s from CRM_RATE_LIMIT, 4 at once" in page
+    assert "no rate limit (EMAIL_RATE_LIMIT unset)" in page
+
+
+def test_a_rate_setting_that_does_not_parse_fails_the_check_naming_it(settings) -> None:
+    settings.EMAIL_RATE_LIMIT = "fast"
+
+    errors = rate_limit_errors(declared=consumers())
+
+    assert {error.id for error in errors} == {"events.E020"}
+    assert len(errors) == 4  # the four notifications consumers
+    assert all(error.msg.startswith("EMAIL_RATE_LIMIT ") for error in errors)
+    settings.EMAIL_RATE_LIMIT = "600/min"
+    assert rate_limit_errors(declared=consumers()) == []
+
+
+def test_the_lease_keeper_renews_a_drains_slot_with_its_leases(settings) -> None:
+    settings.EVENTS_LEASE_RENEW_EVERY = 0.05
+    renewed = threading.Event()
+
+    with renewer.held("flow-test-owner", also=renewed.set):
+        assert renewed.wait(timeout=5)
+
+
+def test_an_smtp_too_many_reply_is_a_rate_limit_naming_no_address() -> None:
+    assert isinstance(MailRateLimited("mail server slowed us down (451)", code=451), RateLimited)
+    assert _rate_limited(451, b"4.7.1 too many messages, slow down")
+    assert _rate_limited(421, "4.7.0 Try again later, closing connection: rate limit exceeded")
+    assert _rate_limited(450, "4.2.1 you are being throttled")
+    assert not _rate_limited(451, "4.3.0 try again later")  # a deferral, not the provider's quota
+    assert not _rate_limited(550, "too many recipients")  # permanent
+
+
+@pytest.mark.django_db
+def test_the_mail_services_raise_a_rate_limit_on_a_too_many_reply(settings) -> None:
+    with running_smtp() as sink:
+        sink.rate_limit = (1, 60.0)
+        settings.MAILERS = {
+            "default": {
+                "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+                "OPTIONS": {"host": "127.0.0.1", "port": sink.port, "timeout": 5},
+            }
+        }
+        settings.ADMIN_EMAILS = ["ops@example.com", "founders@example.com"]
+        first, second = UserCreatedFactory(), UserCreatedFactory()
+        welcome_email_send(event=first)
+
+        with pytest.raises(MailRateLimited) as raised:
+            welcome_email_send(event=second)
+        with pytest.raises(MailRateLimited):
+            admin_notice_send(event=second)
+
+    assert (raised.value.reason, sink.rate_refused) == ("SMTP 451", 2)  # the admins' loop stopped at the first
+    assert "@" not in str(raised.value)
