@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from crm.backends.http import http_session
 from crm.services import crm_contact_sync
-from events.api import consumer
+from events.api import consumer, rate_setting
 from users.events import UserCreated
 from users.signals import user_created
 
 
-@consumer(user_created, batch_size=25, session=http_session)
+# At most 4 drains at once across the fleet: a slow CRM ties up 4 worker processes, not all (README).
+@consumer(
+    user_created,
+    batch_size=25,
+    session=http_session,
+    rate=rate_setting("CRM_RATE_LIMIT"),
+    concurrency=4,
+)
 def sync_contact(event: UserCreated) -> None:
     """Sync the contact of a UserCreated event to the CRM."""
     crm_contact_sync(event=event)

@@ -11,6 +11,7 @@ from django.core.checks import CheckMessage, Error, register
 from events.conf import events_settings, problems
 from events.deadlines import deadline_problem
 from events.doorbells import DOORBELL_MAX_COUNTDOWN
+from events.flow import RateSetting, resolve_rate
 from events.registry import Consumer, consumers
 
 MAX_PUBLISH_WAIT = 1.0
@@ -128,3 +129,27 @@ def check_delivery_guarantees(app_configs: Any, **kwargs: Any) -> list[CheckMess
             sweep_interval=events_settings().sweep_interval,
         )
     )
+
+
+def rate_limit_errors(*, declared: Iterable[Consumer]) -> list[Error]:
+    """Return an Error for each consumer whose rate limit setting does not parse, naming the setting."""
+    errors: list[Error] = []
+    for consumer in declared:
+        try:
+            resolve_rate(consumer.rate)
+        except ValueError as error:
+            setting = consumer.rate.name if isinstance(consumer.rate, RateSetting) else "its declaration"
+            errors.append(
+                Error(
+                    f"{setting} ({consumer.name}'s rate limit) does not parse: {error}",
+                    hint=f"Set {setting} to a rate such as 10/s, 600/min or 1000/h, or leave it empty (unlimited).",
+                    id="events.E020",
+                )
+            )
+    return errors
+
+
+@register("events")
+def check_rate_limits(app_configs: Any, **kwargs: Any) -> list[CheckMessage]:
+    """Check every consumer's rate limit (a setting read from the environment) parses."""
+    return list(rate_limit_errors(declared=consumers()))

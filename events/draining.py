@@ -11,13 +11,13 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 
-from events import ledger, logcontext, tracing
+from events import flow, ledger, logcontext, tracing
 from events.conf import events_settings
 from events.doorbells import DOORBELL_MAX_COUNTDOWN, doorbell_answered
 from events.leases import renewer
 from events.models import DeliveryAttempt
 from events.registry import Consumer
-from events.retry import PermanentError, is_transient
+from events.retry import PermanentError, RateLimited, is_transient
 from events.signals import event_signals
 
 logger = logging.getLogger(__name__)
@@ -40,18 +40,30 @@ def drain(consumer: Consumer) -> int:
     # Before the claim: a delivery committed after it rings a new doorbell, one before it is claimed here.
     doorbell_answered(consumer.name)
     limit = events_settings().batch_size or consumer.batch_size
-    claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
-    # Rows that expired in the claim filled the batch as much as those claimed: more may be due.
-    full = len(claimed) + claimed.expired >= limit
-    if not claimed:
-        if full:
-            consumer.ring(force=True)
+    # Flow control: a limited consumer claims only what the fleet's budget grants now.
+    permit = flow.admit(consumer=consumer, owner=owner, want=limit)
+    if permit is not None and not permit.granted:
         return 0
-    with renewer.held(owner):
-        if consumer.atomic:
-            ran = _drain_atomic(consumer, claimed, owner)
-        else:
-            ran = _drain_one_by_one(consumer, claimed, owner)
+    try:
+        if permit is not None:
+            limit = permit.granted
+        claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
+        if permit is not None:
+            permit.refund(claimed=len(claimed))
+        # Rows that expired in the claim filled the batch as much as those claimed: more may be due.
+        full = len(claimed) + claimed.expired >= limit
+        if not claimed:
+            if full:
+                consumer.ring(force=True)
+            return 0
+        with renewer.held(owner, also=permit.renew if permit is not None else None):
+            if consumer.atomic:
+                ran = _drain_atomic(consumer, claimed, owner)
+            else:
+                ran = _drain_one_by_one(consumer, claimed, owner)
+    finally:
+        if permit is not None:
+            permit.close()
     if ran < len(claimed) or full:
         consumer.ring(force=True)
     return ran
@@ -94,6 +106,10 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
                     except SoftTimeLimitExceeded:
                         ledger.release(claims=claimed[index + 1 :], owner=owner)
                         break
+                    except SlowedDown:
+                        # The provider's quota refused it: the rest of the batch waits unstarted, unspent.
+                        ledger.release(claims=claimed[index + 1 :], owner=owner)
+                        break
                     except Exception:
                         # The ledger itself failed (the database): give back what was not started, try later.
                         logger.exception("Drain of %s stopped at delivery %s", consumer.name, claim.delivery_id)
@@ -102,6 +118,10 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
     finally:
         _complete(consumer, done, owner)
     return ran
+
+
+class SlowedDown(Exception):
+    """An effect was refused for its consumer's quota: the drain starts no further effect."""
 
 
 def _lease_lost(consumer: Consumer, claim: ledger.Claim) -> None:
@@ -148,6 +168,8 @@ def _run(consumer: Consumer, claim: ledger.Claim, owner: str) -> bool:
             raise
         except Exception as error:
             tracing.outcome(span, _failed(consumer, claim, owner, error, started=started))
+            if isinstance(error, RateLimited):
+                raise SlowedDown from None
             return False
         finally:
             _running.reset(token)
@@ -256,6 +278,8 @@ def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: 
         logger.error("%s failed for good (%s) in %.0f ms", outcome, type(error).__name__, took)
         ledger.fail(claim=claim, owner=owner, error=error)
         return FAILED
+    if isinstance(error, RateLimited):
+        return _slowed(consumer, claim, owner, error, took=took)
     if claim.attempts_since_replay >= consumer.retry.attempt_limit:
         logger.error(
             "%s failed (%s) in %.0f ms: gave up after %s attempts",
@@ -272,4 +296,23 @@ def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: 
     if delay <= DOORBELL_MAX_COUNTDOWN:
         # Inside a batch transaction the ring waits for the commit, as the row it announces does.
         transaction.on_commit(lambda: consumer.ring(countdown=delay))
+    return RETRY
+
+
+def _slowed(consumer: Consumer, claim: ledger.Claim, owner: str, error: RateLimited, *, took: float) -> str:
+    """Hold the consumer's bucket fleet-wide; give the delivery back due at the hold's end, its attempt unspent."""
+    seconds = flow.slow_down(consumer=consumer, retry_after=error.retry_after)
+    # The reason only (a status, an SMTP code): the error's text may name an address.
+    why = getattr(error, "reason", "") or type(error).__name__
+    logger.warning(
+        "Consumer %s slowed down for %.1f s (%s): delivery %s waits, its attempt %s not counted (%.0f ms)",
+        consumer.name,
+        seconds,
+        why,
+        claim.delivery_id,
+        claim.number,
+        took,
+    )
+    ledger.defer(claim=claim, owner=owner, delay=seconds, error=error)
+    transaction.on_commit(lambda: flow.wake_after_hold(consumer, seconds))
     return RETRY

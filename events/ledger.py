@@ -261,6 +261,26 @@ def retry_later(*, claim: Claim, owner: str, delay: float, error: BaseException 
     )
 
 
+def defer(*, claim: Claim, owner: str, delay: float, error: BaseException | str) -> None:
+    """Give a held delivery back due in delay seconds without spending an attempt (the provider said slow down).
+
+    The attempt row still records the refusal; attempts_since_replay, what its retry schedule
+    counts, is not increased by it.
+    """
+    text = describe(error)
+    with transaction.atomic():
+        _finish(
+            [claim],
+            owner,
+            outcome=DeliveryAttempt.Outcome.RETRY,
+            error=text,
+            due_at=_db_now() + timedelta(seconds=delay),
+            last_error=text,
+            attempts_since_replay=F("attempts_since_replay") - 1,
+        )
+        tallies.add({(tallies.SLOWED, claim.consumer, ""): 1})
+
+
 def fail(*, claim: Claim, owner: str, error: BaseException | str) -> None:
     """Make a held delivery a dead letter, with the error that ended it."""
     text = describe(error)

@@ -15,6 +15,7 @@ DELIVERIES = "deliveries"  # by consumer and how a delivery ended: done, failed
 ATTEMPTS = "attempts"  # by consumer and outcome, once an attempt has one (running is a state, not counted)
 LAG = "lag"  # by consumer and bucket: deliveries done within each upper bound (not cumulative here)
 LAG_SUM = "lag_sum"  # by consumer: the seconds of every done delivery's lag
+SLOWED = "slowed"  # by consumer: refusals for the provider's quota (429, SMTP "too many"), each slowing it
 
 # Upper bounds (seconds) of the delivery lag histogram: from a fast in-process effect to an hour of retries.
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from events.api import PermanentError, TransientError, fence
+from events.api import PermanentError, RateLimited, TransientError, fence
 from notifications.models import Notification
 from users.events import UserCreated, UserEmailConfirmationRequested, UserPasswordResetRequested
 from users.models import User
@@ -38,6 +39,27 @@ class MailRejectedError(PermanentError):
 
 class MailDeferredError(TransientError):
     """The mail server refused the message for now (a 4xx answer): try again later."""
+
+
+class MailRateLimited(MailDeferredError, RateLimited):
+    """The mail server refused for our sending rate (421/45x "too many", "rate", "throttled"): every sender slows.
+
+    Its message names no recipient: it goes to the logs and the ledger as it is.
+    """
+
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.reason = f"SMTP {code}"
+
+
+# The replies by which a mail server says slow down (RFC 5321 4xx codes; the text says why).
+RATE_LIMIT_CODES = frozenset({421, 450, 451, 452, 454})
+RATE_LIMIT_WORDS = re.compile(r"too many|rate|throttl|limit", re.IGNORECASE)
+
+
+def _rate_limited(code: int, reply: bytes | str) -> bool:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return code in RATE_LIMIT_CODES and RATE_LIMIT_WORDS.search(text) is not None
 
 
 # The mail server connection a batch of e-mails shares (see mail_session).
@@ -107,12 +129,19 @@ def _send(message: EmailMultiAlternatives, *, whom: str) -> None:
         # `from None`: the original names the address, and errors end up in logs and the ledger.
         if all(code >= 500 for code in codes):
             raise MailRejectedError(f"mail server refused {whom} ({codes})") from None
+        for code, reason in error.recipients.values():
+            if _rate_limited(code, reason):
+                raise MailRateLimited(f"mail server slowed us down ({code})", code=code) from None
         raise MailDeferredError(f"mail server deferred {whom} ({codes})") from None
     except smtplib.SMTPDataError as error:
         if error.smtp_code >= 500:
             raise MailRejectedError(f"mail server rejected the message to {whom} ({error.smtp_code})") from None
+        if _rate_limited(error.smtp_code, error.smtp_error):
+            raise MailRateLimited(f"mail server slowed us down ({error.smtp_code})", code=error.smtp_code) from None
         raise MailDeferredError(f"mail server deferred the message to {whom} ({error.smtp_code})") from None
     except smtplib.SMTPResponseException as error:
+        if _rate_limited(error.smtp_code, error.smtp_error):
+            raise MailRateLimited(f"mail server slowed us down ({error.smtp_code})", code=error.smtp_code) from None
         # Our side (credentials, sender, greeting) or the server is wrong, not the recipient: fixable, so retried.
         raise MailDeferredError(f"mail server refused to send to {whom} ({error.smtp_code})") from None
 
@@ -254,6 +283,9 @@ def admin_notice_send(*, event: UserCreated) -> list[Notification]:
         message = _render_email(template="admin_notice", context=context, to=recipient, msgid=msgid)
         try:
             sent.append(_send_and_record(event=event, user=user, kind=kind, message=message, whom=f"admin {recipient}"))
+        except MailRateLimited:
+            # Slow down means every sender: the other admins' notices wait too (a retry sends what is missing).
+            raise
         except MailRejectedError:
             refused.append(recipient)
         except (MailDeferredError, smtplib.SMTPException, OSError):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from events.api import consumer
+from events.api import consumer, rate_setting
 from notifications.services import (
     admin_notice_send,
     email_confirmation_send,
@@ -23,27 +23,33 @@ from users.signals import user_created, user_email_confirmation_requested, user_
 CONFIRMATION_DEADLINE = timedelta(seconds=settings.EMAIL_CONFIRMATION_TIMEOUT)
 PASSWORD_RESET_DEADLINE = timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
 ADMIN_NOTICE_DEADLINE = timedelta(days=1)
+# One mail provider account, one sending rate: every e-mail the project sends draws on it.
+EMAIL_RATE = {"rate": rate_setting("EMAIL_RATE_LIMIT"), "rate_bucket": "email"}
 
 
-@consumer(user_created, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE)
+@consumer(user_created, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE, **EMAIL_RATE)
 def send_welcome_email(event: UserCreated) -> None:
     """Send the welcome e-mail for a UserCreated event."""
     welcome_email_send(event=event)
 
 
-@consumer(user_created, batch_size=25, session=mail_session, deadline=ADMIN_NOTICE_DEADLINE)
+@consumer(user_created, batch_size=25, session=mail_session, deadline=ADMIN_NOTICE_DEADLINE, **EMAIL_RATE)
 def notify_admins(event: UserCreated) -> None:
     """Send the admins the notice of a UserCreated event."""
     admin_notice_send(event=event)
 
 
-@consumer(user_password_reset_requested, batch_size=25, session=mail_session, deadline=PASSWORD_RESET_DEADLINE)
+@consumer(
+    user_password_reset_requested, batch_size=25, session=mail_session, deadline=PASSWORD_RESET_DEADLINE, **EMAIL_RATE
+)
 def send_password_reset_email(event: UserPasswordResetRequested) -> None:
     """Send the password reset link for a UserPasswordResetRequested event."""
     password_reset_email_send(event=event)
 
 
-@consumer(user_email_confirmation_requested, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE)
+@consumer(
+    user_email_confirmation_requested, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE, **EMAIL_RATE
+)
 def send_email_confirmation(event: UserEmailConfirmationRequested) -> None:
     """Send a new confirmation link for a UserEmailConfirmationRequested event."""
     email_confirmation_send(event=event)

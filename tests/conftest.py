@@ -20,6 +20,7 @@ from devtools.fakes import FakeCRM, SMTPSink, running_crm, running_smtp
 from devtools.processes import ManagedProcess, celery_worker, current_database_url
 from events.api import consumers_of
 from events.doorbells import forget_doorbells
+from events.flow import forget as forget_flow
 from tests.broker import purge_queues
 from tests.factories import PASSWORD, UserFactory
 from users.events import UserCreated
@@ -33,11 +34,13 @@ def _empty_queues_and_outboxes() -> Iterator[None]:
     """Start and end every test with empty queues and an empty in-memory CRM."""
     locmem.outbox.clear()
     forget_doorbells()
+    forget_flow()  # the rate limits' buckets and the concurrency slots
     forget_all()  # the abuse limits' counts
     yield
     locmem.outbox.clear()
     purge_queues(celery_app)
     forget_doorbells()
+    forget_flow()
 
 
 @pytest.fixture(scope="session")

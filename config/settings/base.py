@@ -291,6 +291,10 @@ CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 # CRM
 CRM_API_URL = env.str("CRM_API_URL", default="")
 CRM_API_KEY = env.str("CRM_API_KEY", default="")
+# The provider's quotas ("10/s", "600/min", "1000/h"), kept by the whole fleet; empty: unlimited.
+# EMAIL_RATE_LIMIT is one account's: every notifications consumer draws on it (bucket "email").
+CRM_RATE_LIMIT = env.str("CRM_RATE_LIMIT", default="")
+EMAIL_RATE_LIMIT = env.str("EMAIL_RATE_LIMIT", default="")
 CRM_BACKEND = "crm.backends.http.CRMBackend" if CRM_API_URL else "crm.backends.local.CRMBackend"
 CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=3.05)
 CRM_READ_TIMEOUT = env.float("CRM_READ_TIMEOUT", default=10.0)

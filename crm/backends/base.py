@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from events.api import PermanentError, TransientError
+from events.api import PermanentError, RateLimited, TransientError
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -48,6 +48,12 @@ class CRMTransientError(CRMError, TransientError):
     ) -> None:
         CRMError.__init__(self, message, status=status, body=body)
         self.retry_after = retry_after
+
+
+class CRMRateLimited(CRMTransientError, RateLimited):
+    """The CRM's quota refused the request (HTTP 429): the whole consumer slows until retry_after."""
+
+    reason = "HTTP 429"
 
 
 class CRMPermanentError(CRMError, PermanentError):

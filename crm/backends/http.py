@@ -26,12 +26,21 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.util.connection import allowed_gai_family, create_connection
 
 from config.security import is_forbidden_crm_address
-from crm.backends.base import BaseCRMBackend, Contact, CRMPermanentError, CRMTransientError, SyncResult
+from crm.backends.base import (
+    BaseCRMBackend,
+    Contact,
+    CRMPermanentError,
+    CRMRateLimited,
+    CRMTransientError,
+    SyncResult,
+)
 
 SYNCED_STATUSES = frozenset({200, 201, 204})
 ALREADY_SYNCED_STATUS = 409
 # Worth another try besides 5xx: the CRM timed out reading the request, or asks us to slow down.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
+# The CRM's quota: the whole consumer slows down (events.api.RateLimited), not only this row.
+RATE_LIMITED_STATUS = 429
 RESPONSE_BODY_KEPT = 2000
 DEADLINE_SLACK = 0.05
 
@@ -315,6 +324,13 @@ class CRMBackend(BaseCRMBackend):
             return SyncResult(status_code=status, already_synced=True)
         if 300 <= status < 400:
             raise CRMPermanentError(f"CRM answered HTTP {status} (a redirect, not followed)", status=status, body=body)
+        if status == RATE_LIMITED_STATUS:
+            raise CRMRateLimited(
+                f"CRM answered HTTP {status}",
+                status=status,
+                body=body,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
         if status in RETRYABLE_CLIENT_STATUSES or status >= 500:
             raise CRMTransientError(
                 f"CRM answered HTTP {status}",

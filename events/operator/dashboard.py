@@ -11,7 +11,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
-from events import deadlines
+from events import deadlines, flow
 from events.conf import events_settings
 from events.ledger import paused_consumers
 from events.models import Delivery, Event
@@ -82,6 +82,7 @@ def overview() -> dict[str, Any]:
                     "mode": ("in the database's transaction" if declared.atomic else "outside the database")
                     + (", in bulk" if declared.many else ""),
                     "batch_size": declared.batch_size,
+                    "flow": flow.describe(declared),
                     "paused": declared.name in paused,
                     "due": state.get("due", 0),
                     "waiting": state.get("waiting", 0),

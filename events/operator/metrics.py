@@ -46,6 +46,7 @@ class RelayCollector(Collector):
         yield self._attempts(names, counts)
         yield self._lag(names, counts)
         yield self._paused(names)
+        yield self._slowed(names, counts)
         yield self._sweep()
         dead_letters = self._dead_letters()
         if dead_letters is not None:
@@ -141,6 +142,18 @@ class RelayCollector(Collector):
                 cumulative += counts.get((tallies.LAG, consumer, bound), 0)
                 buckets.append((bound, cumulative))
             family.add_metric([consumer], buckets, counts.get((tallies.LAG_SUM, consumer, ""), 0.0))
+        return family
+
+    def _slowed(self, names: list[str], counts: dict[tallies.Series, float]) -> Metric:
+        family = CounterMetricFamily(
+            "relay_consumer_slowed_down",
+            "Refusals for the provider's quota (HTTP 429, an SMTP too many) by consumer: each held its rate"
+            " limit's bucket fleet-wide and cost the delivery no attempt.",
+            labels=["consumer"],
+        )
+        counted = {consumer for metric, consumer, _label in counts if metric == tallies.SLOWED}
+        for consumer in _with_unknown(names, counted):
+            family.add_metric([consumer], counts.get((tallies.SLOWED, consumer, ""), 0))
         return family
 
     def _paused(self, names: list[str]) -> Metric:
