@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from events import tallies
+from events.breaker import CLOSED
 from events.broker import DEAD_LETTER_KEY
 from events.doorbells import broker_redis
 from events.models import ConsumerControl, Delivery, DeliveryAttempt, SweepRun
@@ -46,6 +47,7 @@ class RelayCollector(Collector):
         yield self._attempts(names, counts)
         yield self._lag(names, counts)
         yield self._paused(names)
+        yield self._circuit(names)
         yield self._sweep()
         dead_letters = self._dead_letters()
         if dead_letters is not None:
@@ -149,6 +151,19 @@ class RelayCollector(Collector):
         paused = set(ConsumerControl.objects.filter(paused=True).values_list("consumer", flat=True))
         for consumer in _with_unknown(names, paused):
             family.add_metric([consumer], 1 if consumer in paused else 0)
+        return family
+
+    def _circuit(self, names: list[str]) -> Metric:
+        family = GaugeMetricFamily(
+            "relay_consumer_circuit",
+            "1 for the state a consumer's circuit breaker is in (closed, open, probing), 0 for the others.",
+            labels=["consumer", "state"],
+        )
+        states = dict(ConsumerControl.objects.exclude(circuit=CLOSED).values_list("consumer", "circuit"))
+        for consumer in _with_unknown(names, states):
+            current = states.get(consumer, CLOSED)
+            for state in ConsumerControl.Circuit.values:
+                family.add_metric([consumer, state], 1 if state == current else 0)
         return family
 
     def _sweep(self) -> Metric:
