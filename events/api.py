@@ -13,7 +13,8 @@ Other apps' admins use `events.operator.api` (ids as links, lists searched by e-
 
 from __future__ import annotations
 
-from events.breaker import CircuitBreaker, CircuitChanged, circuit_changed
+from events.breaker import CircuitBreaker
+from events.circuit import CircuitChanged, circuit_changed
 from events.declaration import consumer
 from events.draining import fence
 from events.flow import Rate, rate_setting

@@ -11,7 +11,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 
-from events import breaker, ledger, logcontext, tracing
+from events import circuit, ledger, logcontext, tracing
 from events.conf import events_settings
 from events.doorbells import DOORBELL_MAX_COUNTDOWN, doorbell_answered
 from events.leases import renewer
@@ -43,7 +43,7 @@ def drain(consumer: Consumer) -> int:
     claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
     if not claimed and consumer.breaker is not None:
         # The breaker: the claim takes nothing while the circuit is open; one drain fleet-wide takes its probe.
-        claimed = breaker.take_probe(consumer=consumer, owner=owner)
+        claimed = circuit.take_probe(consumer=consumer, owner=owner)
     if not claimed:
         return 0
     with renewer.held(owner):
@@ -87,12 +87,12 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
                         ran += 1
                         if _run(consumer, claim, owner):
                             if reset_due:
-                                breaker.succeeded(consumer=consumer, claim=claim)
+                                circuit.succeeded(consumer=consumer, claim=claim)
                                 reset_due = False
                             done.append(claim)
                         else:
                             reset_due = True
-                            if breaker.tripped(owner=owner):
+                            if circuit.tripped(owner=owner):
                                 # The circuit opened: the rest of the batch waits, unstarted, spending no attempt.
                                 ledger.release(claims=claimed[index + 1 :], owner=owner)
                                 break
@@ -262,13 +262,13 @@ def _failed(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseExce
 
 def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException, *, took: float) -> str:
     outcome = f"Delivery {claim.delivery_id} of {consumer.name} ({claim.event_name}): attempt {claim.number}"
-    if claim.probe and breaker.counts(error):
-        breaker.probe_failed(consumer=consumer, claim=claim, owner=owner, error=error)
+    if claim.probe and circuit.counts(error):
+        circuit.probe_failed(consumer=consumer, claim=claim, owner=owner, error=error)
         return RETRY
     if not is_transient(error):
         logger.error("%s failed for good (%s) in %.0f ms", outcome, type(error).__name__, took)
         ledger.fail(claim=claim, owner=owner, error=error)
-        breaker.answered(consumer=consumer, claim=claim)
+        circuit.answered(consumer=consumer, claim=claim)
         return FAILED
     if claim.attempts_since_replay >= consumer.retry.attempt_limit:
         logger.error(
@@ -280,14 +280,14 @@ def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: 
         )
         with transaction.atomic():
             ledger.fail(claim=claim, owner=owner, error=error)
-            breaker.failure_counted(consumer=consumer, owner=owner, error=error)
+            circuit.failure_counted(consumer=consumer, owner=owner, error=error)
         return FAILED
     delay = consumer.retry.delay(attempt=claim.attempts_since_replay, retry_after=getattr(error, "retry_after", None))
     logger.warning("%s failed (%s) in %.0f ms, next in %.1f s", outcome, type(error).__name__, took, delay)
     with transaction.atomic():
         ledger.retry_later(claim=claim, owner=owner, delay=delay, error=error)
-        breaker.failure_counted(consumer=consumer, owner=owner, error=error)
-    breaker.answered(consumer=consumer, claim=claim)  # a probe told to slow down: the endpoint answers
+        circuit.failure_counted(consumer=consumer, owner=owner, error=error)
+    circuit.answered(consumer=consumer, claim=claim)  # a probe told to slow down: the endpoint answers
     if delay <= DOORBELL_MAX_COUNTDOWN:
         # Inside a batch transaction the ring waits for the commit, as the row it announces does.
         transaction.on_commit(lambda: consumer.ring(countdown=delay))

@@ -6,18 +6,15 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Task, current_app
 
+from events.breaker import CircuitBreaker
 from events.doorbells import ring
 from events.flow import Rate, RateSetting, resolve_rate
 from events.retry import RetrySchedule
 from events.signals import EventSignal
-
-if TYPE_CHECKING:
-    # Only a type here: events.breaker publishes (events.publishing), which reads this registry.
-    from events.breaker import CircuitBreaker
 
 _consumers: dict[str, Consumer] = {}
 _by_task_name: dict[str, Consumer] = {}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from events import breaker, ledger
+from events import circuit, ledger
 from events.conf import events_settings
 from events.doorbells import doorbells
 from events.models import SweepRun
@@ -27,7 +27,7 @@ def sweep() -> list[str]:
         return []
     paused = ledger.paused_consumers()
     # An open circuit whose probe is due: its deliveries may all be backed off, none due.
-    probes = breaker.probes_due()
+    probes = circuit.probes_due()
     owed = [
         declared
         for declared in consumers()

@@ -11,7 +11,8 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
-from events.breaker import CircuitBreaker, circuits
+from events.breaker import CircuitBreaker
+from events.circuit import circuits
 from events.conf import events_settings
 from events.ledger import paused_consumers
 from events.models import ConsumerControl, Delivery, Event

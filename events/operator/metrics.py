@@ -24,8 +24,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from events import tallies
-from events.breaker import CLOSED
 from events.broker import DEAD_LETTER_KEY
+from events.circuit import CLOSED
 from events.doorbells import broker_redis
 from events.models import ConsumerControl, Delivery, DeliveryAttempt, SweepRun
 from events.registry import consumers
@@ -46,8 +46,14 @@ class RelayCollector(Collector):
         yield from self._deliveries(names, counts, now=now)
         yield self._attempts(names, counts)
         yield self._lag(names, counts)
-        yield self._paused(names)
-        yield self._circuit(names)
+        # One query for both switches: an operator's pause and the breaker's circuit.
+        controls = list(
+            ConsumerControl.objects.filter(Q(paused=True) | ~Q(circuit=CLOSED)).values_list(
+                "consumer", "paused", "circuit"
+            )
+        )
+        yield self._paused(names, {consumer for consumer, paused, _circuit in controls if paused})
+        yield self._circuit(names, {consumer: circuit for consumer, _paused, circuit in controls if circuit != CLOSED})
         yield self._sweep()
         dead_letters = self._dead_letters()
         if dead_letters is not None:
@@ -144,22 +150,20 @@ class RelayCollector(Collector):
             family.add_metric([consumer], buckets, counts.get((tallies.LAG_SUM, consumer, ""), 0.0))
         return family
 
-    def _paused(self, names: list[str]) -> Metric:
+    def _paused(self, names: list[str], paused: set[str]) -> Metric:
         family = GaugeMetricFamily(
             "relay_consumer_paused", "1 while an operator has paused the consumer, else 0.", labels=["consumer"]
         )
-        paused = set(ConsumerControl.objects.filter(paused=True).values_list("consumer", flat=True))
         for consumer in _with_unknown(names, paused):
             family.add_metric([consumer], 1 if consumer in paused else 0)
         return family
 
-    def _circuit(self, names: list[str]) -> Metric:
+    def _circuit(self, names: list[str], states: dict[str, str]) -> Metric:
         family = GaugeMetricFamily(
             "relay_consumer_circuit",
             "1 for the state a consumer's circuit breaker is in (closed, open, probing), 0 for the others.",
             labels=["consumer", "state"],
         )
-        states = dict(ConsumerControl.objects.exclude(circuit=CLOSED).values_list("consumer", "circuit"))
         for consumer in _with_unknown(names, states):
             current = states.get(consumer, CLOSED)
             for state in ConsumerControl.Circuit.values:

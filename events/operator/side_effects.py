@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from events.breaker import circuits
+from events.circuit import circuits
 from events.ledger import paused_consumers
 from events.models import ConsumerControl, Delivery, DeliveryAttempt
 from events.operator.measures import format_moment, format_seconds, lag_seconds
