@@ -112,9 +112,9 @@ def failure_counted(*, consumer: Consumer, owner: str, error: BaseException) -> 
         return
     rows = ConsumerControl.objects.filter(consumer=consumer.name)
     if not rows.filter(circuit=CLOSED).update(circuit_failures=F("circuit_failures") + 1):
-        _control, created = ConsumerControl.objects.get_or_create(consumer=consumer.name)
-        if created:
-            rows.update(circuit_failures=1)
+        # No row yet (never paused, never failed): made here, then counted like any other.
+        ConsumerControl.objects.get_or_create(consumer=consumer.name)
+        rows.filter(circuit=CLOSED).update(circuit_failures=F("circuit_failures") + 1)
     circuit, failures = rows.values_list("circuit", "circuit_failures").get()
     if circuit == CLOSED and failures >= breaker.failures:
         now = timezone.now()
