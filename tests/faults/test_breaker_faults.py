@@ -33,6 +33,10 @@ def spent() -> dict[int, int]:
 def test_a_crm_down_for_a_minute_gets_one_probe_per_interval_and_every_contact_once_it_is_back(stack: Stack) -> None:
     # given: the CRM down, 50 contacts owed, a worker of two processes and the sweep
     stack.env["EVENTS_CIRCUIT_PROBE_EVERY"] = str(PROBE_EVERY)
+    # The production schedule's shape: the failures before the circuit opens back off minutes, not
+    # seconds; only the close (every backed-off delivery due at once) brings them back within 30 s.
+    stack.env["EVENTS_RETRY_FIRST"] = "300"
+    stack.env["EVENTS_RETRY_CAP"] = "3600"
     stack.crm.down = True
     down_since = time.monotonic()
     users = [UserCreatedFactory().user_id for _ in range(OWED)]
