@@ -39,7 +39,7 @@ class Claim:
     attempts_since_replay: int
     created_at: datetime
     trace_context: dict[str, str]
-    #: Taken as the probe of an open circuit (events.breaker): it spends no attempt of the retry schedule.
+    #: Taken as the probe of an open circuit (events.circuit): it spends no attempt of the retry schedule.
     probe: bool = False
 
 
@@ -97,7 +97,7 @@ def claim(*, consumer: str, owner: str, limit: int) -> list[Claim]:
         # A paused consumer's rows wait, due: a pause committed before this statement is honoured,
         # and resuming rings the consumer again.
         paused = ConsumerControl.objects.filter(consumer=OuterRef("consumer"), paused=True)
-        # The breaker: while the consumer's circuit is open, only its probe runs (events.breaker.take_probe).
+        # The breaker: while the consumer's circuit is open, only its probe runs (events.circuit.take_probe).
         tripped = ConsumerControl.objects.filter(consumer=OuterRef("consumer")).exclude(
             circuit=ConsumerControl.Circuit.CLOSED
         )
