@@ -33,6 +33,9 @@ class AuditEntry(models.Model):
         PASSWORD_SET = "user.password_set", "Password set by another"
         EMAIL_CONFIRMED = "user.email_confirmed", "E-mail address confirmed"
         PASSWORD_RESET = "user.password_reset", "Password reset"
+        # What the circuit breaker did, on its own (no actor): the automatic counterpart of a pause.
+        CIRCUIT_OPENED = "consumer.circuit_opened", "Circuit opened by the breaker"
+        CIRCUIT_CLOSED = "consumer.circuit_closed", "Circuit closed by the breaker"
 
     action = models.CharField(max_length=64, choices=Action.choices)
     # Plain ids, not foreign keys: an entry stays, unchanged, when the user it names is deleted.

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from audit.models import AuditEntry
-from events.api import OperatorActed
+from events.api import CircuitChanged, OperatorActed
 from users.events import UserCreated, UserEmailConfirmed, UserPasswordReset, UserPasswordSet, UserPrivilegesChanged
+
+# The source of what the circuit breaker did: never an operator's (admin, command).
+CIRCUIT_SOURCE = "breaker"
 
 
 def audit_entries_record_user_created(*, events: list[UserCreated]) -> None:
@@ -54,6 +57,24 @@ def audit_entries_record_operator_actions(*, events: list[OperatorActed]) -> Non
                 source=event.source,
                 occurred_at=event.occurred_at,
                 details={"consumers": list(event.consumers), "count": event.count, **event.details},
+            )
+            for event in events
+        ]
+    )
+
+
+def audit_entries_record_circuit_changes(*, events: list[CircuitChanged]) -> None:
+    """Record each opening and closing of a consumer's circuit by its breaker (no actor), in one insert."""
+    _insert(
+        [
+            AuditEntry(
+                event_id=event.event_id,
+                action=AuditEntry.Action(event.action),
+                actor_id=None,
+                target_user_id=None,
+                source=CIRCUIT_SOURCE,
+                occurred_at=event.occurred_at,
+                details={"consumers": [event.consumer], "failures": event.failures, "error_class": event.error_class},
             )
             for event in events
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audit.services import (
+    audit_entries_record_circuit_changes,
     audit_entries_record_email_confirmed,
     audit_entries_record_operator_actions,
     audit_entries_record_password_reset,
@@ -10,7 +11,7 @@ from audit.services import (
     audit_entries_record_privileges_changed,
     audit_entries_record_user_created,
 )
-from events.api import OperatorActed, consumer, operator_acted
+from events.api import CircuitChanged, OperatorActed, circuit_changed, consumer, operator_acted
 from users.events import UserCreated, UserEmailConfirmed, UserPasswordReset, UserPasswordSet, UserPrivilegesChanged
 from users.signals import (
     user_created,
@@ -37,6 +38,12 @@ def record_privileges_changed(events: list[UserPrivilegesChanged]) -> None:
 def record_operator_action(events: list[OperatorActed]) -> None:
     """Record what operators did to the delivery core (pause, resume, replay) in the audit log."""
     audit_entries_record_operator_actions(events=events)
+
+
+@consumer(circuit_changed, atomic=True, many=True, batch_size=100)
+def record_circuit_change(events: list[CircuitChanged]) -> None:
+    """Record the circuit breaker's openings and closings (no actor: the breaker did it) in the audit log."""
+    audit_entries_record_circuit_changes(events=events)
 
 
 @consumer(user_password_set, atomic=True, many=True, batch_size=100)

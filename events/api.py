@@ -4,6 +4,7 @@
 - `consumer`, `Consumer`, `consumers`, `consumers_of`, `get_consumer`: a side effect declared once, and the registry.
 - `RetrySchedule`, `PermanentError`, `TransientError`, `RateLimited`: how failures are retried.
 - `Rate`, `rate_setting`, `CircuitBreaker`: flow control toward an external system, declared on the consumer.
+- `circuit_changed`, `CircuitChanged`: a consumer's circuit breaker opened or closed (the audit log records them).
 - `fence`: before each send of an effect made of several, check the drain still holds its delivery.
 - `operator_acted`, `OperatorActed`: operators paused, resumed or replayed (the audit log records them).
 
@@ -13,6 +14,7 @@ Other apps' admins use `events.operator.api` (ids as links, lists searched by e-
 from __future__ import annotations
 
 from events.breaker import CircuitBreaker
+from events.circuit import CircuitChanged, circuit_changed
 from events.declaration import consumer
 from events.draining import fence
 from events.flow import Rate, rate_setting
@@ -24,6 +26,7 @@ from events.signals import EventSignal
 
 __all__ = [
     "CircuitBreaker",
+    "CircuitChanged",
     "Consumer",
     "EventSignal",
     "OperatorActed",
@@ -32,6 +35,7 @@ __all__ = [
     "RateLimited",
     "RetrySchedule",
     "TransientError",
+    "circuit_changed",
     "consumer",
     "consumers",
     "consumers_of",

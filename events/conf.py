@@ -42,6 +42,8 @@ class EventsSettings:
     retention_days: int = 30
     #: The hard time limit of a drain (Celery's task_time_limit); it starts nothing after half of it.
     task_time_limit: int = 60
+    #: Seconds between two probes of a consumer whose circuit is open (its breaker may declare its own).
+    circuit_probe_every: float = 30.0
 
     @property
     def doorbell_ttl_seconds(self) -> float:

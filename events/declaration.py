@@ -48,6 +48,8 @@ def consumer(
         Rate.parse(rate)  # a typo fails as Django starts, not at the first drain
     if concurrency is not None and concurrency < 1:
         raise ValueError("concurrency must be 1 or more")
+    if breaker is not None and atomic:
+        raise ValueError("A circuit breaker is for an endpoint outside the database: not for an atomic consumer")
 
     def declare(handler: Callable[[Any], object]) -> Consumer:
         declared = Consumer(

@@ -11,7 +11,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 
-from events import flow, ledger, logcontext, tracing
+from events import circuit, flow, ledger, logcontext, tracing
 from events.conf import events_settings
 from events.doorbells import DOORBELL_MAX_COUNTDOWN, doorbell_answered
 from events.leases import renewer
@@ -48,6 +48,9 @@ def drain(consumer: Consumer) -> int:
         if permit is not None:
             limit = permit.granted
         claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
+        if not claimed and not claimed.expired and consumer.breaker is not None:
+            # The breaker: the claim takes nothing while the circuit is open; one drain fleet-wide takes its probe.
+            claimed = ledger.Batch(circuit.take_probe(consumer=consumer, owner=owner))
         if permit is not None:
             permit.refund(claimed=len(claimed))
         # Rows that expired in the claim filled the batch as much as those claimed: more may be due.
@@ -82,6 +85,8 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
     deadline = time.monotonic() + events_settings().task_time_limit / 2
     done: list[ledger.Claim] = []
     ran = 0
+    # The breaker's count of failures in a row is reset by the batch's first success, and the first after a failure.
+    reset_due = True
     try:
         with consumer.session() if consumer.session else nullcontext():
             for index, claim in enumerate(claimed):
@@ -97,7 +102,16 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
                     try:
                         ran += 1
                         if _run(consumer, claim, owner):
+                            if reset_due:
+                                circuit.succeeded(consumer=consumer, claim=claim)
+                                reset_due = False
                             done.append(claim)
+                        else:
+                            reset_due = True
+                            if circuit.tripped(owner=owner):
+                                # The circuit opened: the rest of the batch waits, unstarted, spending no attempt.
+                                ledger.release(claims=claimed[index + 1 :], owner=owner)
+                                break
                     except ledger.LeaseLost:
                         # Lost in the middle of the effect (its fence() said so): the new holder finishes it.
                         _lease_lost(consumer, claim)
@@ -274,9 +288,13 @@ def _failed(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseExce
 
 def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: BaseException, *, took: float) -> str:
     outcome = f"Delivery {claim.delivery_id} of {consumer.name} ({claim.event_name}): attempt {claim.number}"
+    if claim.probe and circuit.counts(error):
+        circuit.probe_failed(consumer=consumer, claim=claim, owner=owner, error=error)
+        return RETRY
     if not is_transient(error):
         logger.error("%s failed for good (%s) in %.0f ms", outcome, type(error).__name__, took)
         ledger.fail(claim=claim, owner=owner, error=error)
+        circuit.answered(consumer=consumer, claim=claim)
         return FAILED
     if isinstance(error, RateLimited):
         return _slowed(consumer, claim, owner, error, took=took)
@@ -288,11 +306,16 @@ def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: 
             took,
             claim.attempts_since_replay,
         )
-        ledger.fail(claim=claim, owner=owner, error=error)
+        with transaction.atomic():
+            ledger.fail(claim=claim, owner=owner, error=error)
+            circuit.failure_counted(consumer=consumer, owner=owner, error=error)
         return FAILED
     delay = consumer.retry.delay(attempt=claim.attempts_since_replay, retry_after=getattr(error, "retry_after", None))
     logger.warning("%s failed (%s) in %.0f ms, next in %.1f s", outcome, type(error).__name__, took, delay)
-    ledger.retry_later(claim=claim, owner=owner, delay=delay, error=error)
+    with transaction.atomic():
+        ledger.retry_later(claim=claim, owner=owner, delay=delay, error=error)
+        circuit.failure_counted(consumer=consumer, owner=owner, error=error)
+    circuit.answered(consumer=consumer, claim=claim)  # a probe told to slow down: the endpoint answers
     if delay <= DOORBELL_MAX_COUNTDOWN:
         # Inside a batch transaction the ring waits for the commit, as the row it announces does.
         transaction.on_commit(lambda: consumer.ring(countdown=delay))

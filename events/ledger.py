@@ -43,6 +43,8 @@ class Claim:
     attempts_since_replay: int
     created_at: datetime
     trace_context: dict[str, str]
+    #: Taken as the probe of an open circuit (events.circuit): it spends no attempt of the retry schedule.
+    probe: bool = False
 
 
 class Batch(list[Claim]):
@@ -113,9 +115,14 @@ def claim(*, consumer: str, owner: str, limit: int) -> Batch:
         # A paused consumer's rows wait, due: a pause committed before this statement is honoured,
         # and resuming rings the consumer again.
         paused = ConsumerControl.objects.filter(consumer=OuterRef("consumer"), paused=True)
+        # The breaker: while the consumer's circuit is open, only its probe runs (events.circuit.take_probe).
+        tripped = ConsumerControl.objects.filter(consumer=OuterRef("consumer")).exclude(
+            circuit=ConsumerControl.Circuit.CLOSED
+        )
         candidates = list(
             due(consumer=consumer)
             .exclude(Exists(paused))
+            .exclude(Exists(tripped))
             .select_for_update(skip_locked=True)
             .order_by(*LANE_ORDER)
             .values_list("id", "event_id", "expires_at")[:limit]

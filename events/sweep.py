@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from events import ledger
+from events import circuit, ledger
 from events.conf import events_settings
 from events.doorbells import doorbells
 from events.models import SweepRun
@@ -26,10 +26,12 @@ def sweep() -> list[str]:
     if not _take_turn():
         return []
     paused = ledger.paused_consumers()
+    # An open circuit whose probe is due: its deliveries may all be backed off, none due.
+    probes = circuit.probes_due()
     owed = [
         declared
         for declared in consumers()
-        if declared.name not in paused and ledger.due(consumer=declared.name).exists()
+        if declared.name not in paused and (declared.name in probes or ledger.due(consumer=declared.name).exists())
     ]
     with doorbells() as batch:
         for declared in owed:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from django.conf import settings
 
-from events.api import consumer, rate_setting
+from events.api import CircuitBreaker, consumer, rate_setting
 from notifications.services import (
     admin_notice_send,
     email_confirmation_send,
@@ -26,21 +26,34 @@ ADMIN_NOTICE_DEADLINE = timedelta(days=1)
 # One mail provider account, one sending rate: every e-mail the project sends draws on it.
 EMAIL_RATE = {"rate": rate_setting("EMAIL_RATE_LIMIT"), "rate_bucket": "email"}
 
+# The mail server refusing connections (or timing out) five times in a row is down: each consumer
+# stops and probes once per EVENTS_CIRCUIT_PROBE_EVERY (30 s) until it answers (see the README).
+SMTP_DOWN = CircuitBreaker(failures=5)
 
-@consumer(user_created, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE, **EMAIL_RATE)
+
+@consumer(
+    user_created, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE, breaker=SMTP_DOWN, **EMAIL_RATE
+)
 def send_welcome_email(event: UserCreated) -> None:
     """Send the welcome e-mail for a UserCreated event."""
     welcome_email_send(event=event)
 
 
-@consumer(user_created, batch_size=25, session=mail_session, deadline=ADMIN_NOTICE_DEADLINE, **EMAIL_RATE)
+@consumer(
+    user_created, batch_size=25, session=mail_session, deadline=ADMIN_NOTICE_DEADLINE, breaker=SMTP_DOWN, **EMAIL_RATE
+)
 def notify_admins(event: UserCreated) -> None:
     """Send the admins the notice of a UserCreated event."""
     admin_notice_send(event=event)
 
 
 @consumer(
-    user_password_reset_requested, batch_size=25, session=mail_session, deadline=PASSWORD_RESET_DEADLINE, **EMAIL_RATE
+    user_password_reset_requested,
+    batch_size=25,
+    session=mail_session,
+    deadline=PASSWORD_RESET_DEADLINE,
+    breaker=SMTP_DOWN,
+    **EMAIL_RATE,
 )
 def send_password_reset_email(event: UserPasswordResetRequested) -> None:
     """Send the password reset link for a UserPasswordResetRequested event."""
@@ -48,7 +61,12 @@ def send_password_reset_email(event: UserPasswordResetRequested) -> None:
 
 
 @consumer(
-    user_email_confirmation_requested, batch_size=25, session=mail_session, deadline=CONFIRMATION_DEADLINE, **EMAIL_RATE
+    user_email_confirmation_requested,
+    batch_size=25,
+    session=mail_session,
+    deadline=CONFIRMATION_DEADLINE,
+    breaker=SMTP_DOWN,
+    **EMAIL_RATE,
 )
 def send_email_confirmation(event: UserEmailConfirmationRequested) -> None:
     """Send a new confirmation link for a UserEmailConfirmationRequested event."""

@@ -170,6 +170,7 @@ EVENTS_BATCH_SIZE = env.int("EVENTS_BATCH_SIZE", default=EVENTS_DEFAULTS.batch_s
 EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=EVENTS_DEFAULTS.retention_days)
 EVENTS_TASK_TIME_LIMIT = env.int("EVENTS_TASK_TIME_LIMIT", default=EVENTS_DEFAULTS.task_time_limit)
 EVENTS_SWEEP_QUEUE = EVENTS_DEFAULTS.sweep_queue
+EVENTS_CIRCUIT_PROBE_EVERY = env.float("EVENTS_CIRCUIT_PROBE_EVERY", default=EVENTS_DEFAULTS.circuit_probe_every)
 
 # METRICS (/metrics, events/operator/metrics.py): when set, a scrape must send "Authorization: Bearer <token>".
 # Empty: open in local and test settings; production answers 404 until it is set.

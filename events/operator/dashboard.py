@@ -12,9 +12,11 @@ from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
 from events import deadlines, flow
+from events.breaker import CircuitBreaker
+from events.circuit import circuits
 from events.conf import events_settings
 from events.ledger import paused_consumers
-from events.models import Delivery, Event
+from events.models import ConsumerControl, Delivery, Event
 from events.operator import charts
 from events.operator.measures import format_seconds, percentile
 from events.registry import consumers_of
@@ -64,6 +66,7 @@ def overview() -> dict[str, Any]:
     now = timezone.now()
     states = consumer_states(now)
     paused = paused_consumers()
+    tripped = circuits()
     catalogue: list[dict[str, Any]] = []
     lag_by_consumer: dict[str, list[tuple[datetime, float]]] = {}
     for event_name, signal in sorted(event_signals.items(), key=_catalogue_order):
@@ -84,6 +87,7 @@ def overview() -> dict[str, Any]:
                     "batch_size": declared.batch_size,
                     "flow": flow.describe(declared),
                     "paused": declared.name in paused,
+                    **_circuit(declared.breaker, tripped.get(declared.name)),
                     "due": state.get("due", 0),
                     "waiting": state.get("waiting", 0),
                     "running": state.get("running", 0),
@@ -116,6 +120,23 @@ def overview() -> dict[str, Any]:
         "chart_events": _events_per_day(now),
         "chart_throughput": _deliveries_per_minute(now),
         "chart_lag": _lag_over_time(now, lag_by_consumer),
+    }
+
+
+def _circuit(breaker: CircuitBreaker | None, control: ConsumerControl | None) -> dict[str, Any]:
+    """Say a consumer's circuit: closed, open or probing, since when, and when its next probe goes."""
+    if control is None:
+        return {
+            "circuit": "closed",
+            "circuit_since": None,
+            "next_probe": None,
+            "breaker": breaker.describe() if breaker else "",
+        }
+    return {
+        "circuit": control.circuit,
+        "circuit_since": control.circuit_changed_at,
+        "next_probe": control.probe_at,
+        "breaker": breaker.describe() if breaker else "",
     }
 
 

@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from events import tallies
 from events.broker import DEAD_LETTER_KEY
+from events.circuit import CLOSED
 from events.doorbells import broker_redis
 from events.models import ConsumerControl, Delivery, DeliveryAttempt, SweepRun
 from events.registry import consumers
@@ -45,7 +46,14 @@ class RelayCollector(Collector):
         yield from self._deliveries(names, counts, now=now)
         yield self._attempts(names, counts)
         yield self._lag(names, counts)
-        yield self._paused(names)
+        # One query for both switches: an operator's pause and the breaker's circuit.
+        controls = list(
+            ConsumerControl.objects.filter(Q(paused=True) | ~Q(circuit=CLOSED)).values_list(
+                "consumer", "paused", "circuit"
+            )
+        )
+        yield self._paused(names, {consumer for consumer, paused, _circuit in controls if paused})
+        yield self._circuit(names, {consumer: circuit for consumer, _paused, circuit in controls if circuit != CLOSED})
         yield self._slowed(names, counts)
         yield self._sweep()
         dead_letters = self._dead_letters()
@@ -156,13 +164,24 @@ class RelayCollector(Collector):
             family.add_metric([consumer], counts.get((tallies.SLOWED, consumer, ""), 0))
         return family
 
-    def _paused(self, names: list[str]) -> Metric:
+    def _paused(self, names: list[str], paused: set[str]) -> Metric:
         family = GaugeMetricFamily(
             "relay_consumer_paused", "1 while an operator has paused the consumer, else 0.", labels=["consumer"]
         )
-        paused = set(ConsumerControl.objects.filter(paused=True).values_list("consumer", flat=True))
         for consumer in _with_unknown(names, paused):
             family.add_metric([consumer], 1 if consumer in paused else 0)
+        return family
+
+    def _circuit(self, names: list[str], states: dict[str, str]) -> Metric:
+        family = GaugeMetricFamily(
+            "relay_consumer_circuit",
+            "1 for the state a consumer's circuit breaker is in (closed, open, probing), 0 for the others.",
+            labels=["consumer", "state"],
+        )
+        for consumer in _with_unknown(names, states):
+            current = states.get(consumer, CLOSED)
+            for state in ConsumerControl.Circuit.values:
+                family.add_metric([consumer, state], 1 if state == current else 0)
         return family
 
     def _sweep(self) -> Metric:

@@ -4,10 +4,12 @@ import pytest
 
 from audit.models import AppendOnlyError, AuditEntry
 from audit.services import (
+    audit_entries_record_circuit_changes,
     audit_entries_record_email_confirmed,
     audit_entries_record_password_reset,
     audit_entries_record_user_created,
 )
+from events.api import CircuitChanged
 from tests.factories import UserCreatedFactory, UserFactory
 from users.events import EmailConfirmationMethod, UserCreationSource, UserEmailConfirmed, UserPasswordReset
 
@@ -114,3 +116,33 @@ def test_a_password_set_by_another_is_recorded_once_with_its_actor() -> None:
         event.event_id,
         {"usable": True},
     )
+
+
+def test_the_breakers_openings_and_closings_are_recorded_as_its_own_never_as_an_operators() -> None:
+    opened = CircuitChanged(
+        action=CircuitChanged.OPENED, consumer="crm.sync_contact", failures=5, error_class="CRMTransientError"
+    )
+    closed = CircuitChanged(action=CircuitChanged.CLOSED, consumer="crm.sync_contact", failures=7)
+
+    audit_entries_record_circuit_changes(events=[opened, closed, opened])
+
+    entries = {entry.event_id: entry for entry in AuditEntry.objects.all()}
+    assert len(entries) == 2
+    for event in (opened, closed):
+        entry = entries[event.event_id]
+        assert (entry.action, entry.actor_id, entry.target_user_id, entry.source) == (
+            event.action,
+            None,
+            None,
+            "breaker",
+        )
+        assert entry.details == {
+            "consumers": ["crm.sync_contact"],
+            "failures": event.failures,
+            "error_class": event.error_class,
+        }
+    assert {entry.get_action_display() for entry in entries.values()} == {
+        "Circuit opened by the breaker",
+        "Circuit closed by the breaker",
+    }
+    assert not {entry.action for entry in entries.values()} & {"consumer.paused", "consumer.resumed"}

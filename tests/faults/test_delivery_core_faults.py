@@ -109,6 +109,8 @@ def test_a_refused_admin_address_never_blocks_the_other_admins(stack: Stack, pas
 def test_a_mail_outage_of_150_seconds_makes_no_dead_letter(stack: Stack, password: str) -> None:
     # given: the mail server refuses connections for 75 s, then answers 451 for 75 s
     stack.env["EVENTS_RETRY_CAP"] = "10"
+    # The mail consumers' circuits open after 5 failures; then their probes are the attempts, as often.
+    stack.env["EVENTS_CIRCUIT_PROBE_EVERY"] = "5"
     stack.smtp.stop()
     stack.worker()
     stack.beat()
