@@ -337,5 +337,6 @@ def _slowed(consumer: Consumer, claim: ledger.Claim, owner: str, error: RateLimi
         took,
     )
     ledger.defer(claim=claim, owner=owner, delay=seconds, error=error)
+    circuit.answered(consumer=consumer, claim=claim)  # a probe told to slow down: the endpoint answers
     transaction.on_commit(lambda: flow.wake_after_hold(consumer, seconds))
     return RETRY
