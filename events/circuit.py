@@ -30,7 +30,7 @@ from events.conf import events_settings
 from events.doorbells import BROKER_ERRORS, DOORBELL_MAX_COUNTDOWN, broker_redis
 from events.models import ConsumerControl, Delivery, DeliveryAttempt
 from events.publishing import publish
-from events.retry import PermanentError, RateLimited, is_transient
+from events.retry import PermanentError, RateLimited, is_database_unavailable, is_transient
 from events.signals import EventSignal
 
 if TYPE_CHECKING:
@@ -98,8 +98,10 @@ _tripped: set[str] = set()
 
 
 def counts(error: BaseException) -> bool:
-    """Return whether error counts toward opening: transient, and neither a refusal nor a quota."""
-    return is_transient(error) and not isinstance(error, PermanentError | RateLimited)
+    """Return whether error counts toward opening: transient, and neither a refusal, a quota nor our own database."""
+    if isinstance(error, PermanentError | RateLimited) or is_database_unavailable(error):
+        return False
+    return is_transient(error)
 
 
 def failure_counted(*, consumer: Consumer, owner: str, error: BaseException) -> None:
@@ -164,14 +166,23 @@ def succeeded(*, consumer: Consumer, claim: ledger.Claim) -> None:
     )
 
 
-def answered(*, consumer: Consumer, claim: ledger.Claim) -> None:
-    """A probe was refused (its data) or told to slow down: the endpoint is alive, so the circuit closes."""
-    if consumer.breaker is not None and claim.probe:
-        close(consumer=consumer)
+def answered(*, consumer: Consumer, claim: ledger.Claim, error: BaseException) -> None:
+    """A probe was refused (its data) or told to slow down: the endpoint is alive, so the circuit closes.
+
+    Any other failure for good (a bug in the handler, a payload it cannot read) says nothing of the
+    endpoint: the circuit stays open, and the next probe takes another delivery.
+    """
+    if consumer.breaker is not None and claim.probe and isinstance(error, PermanentError | RateLimited):
+        close(consumer=consumer, reason=f"a probe was answered ({type(error).__name__})")
+
+
+def forget(*, owner: str) -> None:
+    """Forget that owner's drain saw its circuit open (its drain has ended)."""
+    _tripped.discard(owner)
 
 
 @transaction.atomic
-def close(*, consumer: Consumer) -> bool:
+def close(*, consumer: Consumer, reason: str = "a probe succeeded") -> bool:
     """Close consumer's circuit, make its backed-off deliveries due now and ring it; False if it was closed."""
     control = ConsumerControl.objects.select_for_update().filter(consumer=consumer.name).first()
     if control is None or control.circuit == CLOSED:
@@ -189,7 +200,7 @@ def close(*, consumer: Consumer) -> bool:
         signal=circuit_changed,
         event=CircuitChanged(action=CircuitChanged.CLOSED, consumer=consumer.name, failures=failures),
     )
-    logger.info("Circuit of %s closed: a probe succeeded; %s deliveries made due now", consumer.name, made_due)
+    logger.info("Circuit of %s closed: %s; %s deliveries made due now", consumer.name, reason, made_due)
     transaction.on_commit(lambda: consumer.ring(force=True))
     return True
 
@@ -213,6 +224,8 @@ def take_probe(*, consumer: Consumer, owner: str) -> list[ledger.Claim]:
         ).update(circuit=PROBING, probe_at=db_now + timedelta(seconds=slot))
         if not taken:
             return []
+        # The claim expires nothing while the circuit is open: what is past its deadline ends expired here.
+        ledger.expire_overdue(consumer=consumer.name)
         # The oldest owed, due or not (while open, its own back-off is moot), live before backlog;
         # one past its deadline is no probe (the claim expires it once the circuit closes).
         ids = list(
@@ -224,8 +237,14 @@ def take_probe(*, consumer: Consumer, owner: str) -> list[ledger.Claim]:
             .values_list("id", flat=True)[:1]
         )
         if not ids:
-            # Nothing to probe with: the slot is not spent (a new delivery's ring takes it).
-            transaction.set_rollback(True)
+            owed = Delivery.objects.filter(consumer=consumer.name, status=Delivery.Status.PENDING)
+            if owed.exists():
+                # Only held ones (another drain's) or none due yet: the slot is not spent.
+                transaction.set_rollback(True)
+            else:
+                # Nothing owed at all: no probe can ever come, and an open circuit would alert for nothing.
+                # The next delivery runs as usual; five failures in a row open the circuit again.
+                close(consumer=consumer, reason="nothing is owed to probe with")
             return []
         lost = DeliveryAttempt.objects.filter(delivery_id__in=ids, outcome=DeliveryAttempt.Outcome.RUNNING).update(
             outcome=DeliveryAttempt.Outcome.LOST, finished_at=now, error="its worker stopped before it finished"

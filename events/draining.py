@@ -47,7 +47,7 @@ def drain(consumer: Consumer) -> int:
     try:
         if permit is not None:
             limit = permit.granted
-        claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit)
+        claimed = ledger.claim(consumer=consumer.name, owner=owner, limit=limit, breaker=consumer.breaker is not None)
         if not claimed and not claimed.expired and consumer.breaker is not None:
             # The breaker: the claim takes nothing while the circuit is open; one drain fleet-wide takes its probe.
             claimed = ledger.Batch(circuit.take_probe(consumer=consumer, owner=owner))
@@ -67,6 +67,7 @@ def drain(consumer: Consumer) -> int:
     finally:
         if permit is not None:
             permit.close()
+        circuit.forget(owner=owner)
     if ran < len(claimed) or full:
         consumer.ring(force=True)
     return ran
@@ -294,7 +295,7 @@ def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: 
     if not is_transient(error):
         logger.error("%s failed for good (%s) in %.0f ms", outcome, type(error).__name__, took)
         ledger.fail(claim=claim, owner=owner, error=error)
-        circuit.answered(consumer=consumer, claim=claim)
+        circuit.answered(consumer=consumer, claim=claim, error=error)
         return FAILED
     if isinstance(error, RateLimited):
         return _slowed(consumer, claim, owner, error, took=took)
@@ -315,7 +316,6 @@ def _record_failure(consumer: Consumer, claim: ledger.Claim, owner: str, error: 
     with transaction.atomic():
         ledger.retry_later(claim=claim, owner=owner, delay=delay, error=error)
         circuit.failure_counted(consumer=consumer, owner=owner, error=error)
-    circuit.answered(consumer=consumer, claim=claim)  # a probe told to slow down: the endpoint answers
     if delay <= DOORBELL_MAX_COUNTDOWN:
         # Inside a batch transaction the ring waits for the commit, as the row it announces does.
         transaction.on_commit(lambda: consumer.ring(countdown=delay))
@@ -337,6 +337,6 @@ def _slowed(consumer: Consumer, claim: ledger.Claim, owner: str, error: RateLimi
         took,
     )
     ledger.defer(claim=claim, owner=owner, delay=seconds, error=error)
-    circuit.answered(consumer=consumer, claim=claim)  # a probe told to slow down: the endpoint answers
+    circuit.answered(consumer=consumer, claim=claim, error=error)  # a probe told to slow down: the endpoint answers
     transaction.on_commit(lambda: flow.wake_after_hold(consumer, seconds))
     return RETRY

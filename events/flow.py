@@ -16,6 +16,7 @@ from django.conf import settings
 
 from events.conf import events_settings
 from events.doorbells import BROKER_ERRORS, DOORBELL_MAX_COUNTDOWN, broker_redis
+from events.retry import RetrySchedule
 
 _PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
@@ -85,6 +86,9 @@ class FlowConsumer(Protocol):
     @property
     def bucket(self) -> str: ...
 
+    @property
+    def retry(self) -> RetrySchedule: ...
+
     def ring(self, *, countdown: float | None = None, force: bool = False) -> None: ...
 
 
@@ -153,14 +157,15 @@ end
 return redis.call('PTTL', KEYS[1])
 """
 
-# KEYS: slots, wanted. ARGV: owner, cap, lease. Returns 1 when a slot is taken, else 0 (and wanted is set).
+# KEYS: slots, wanted. ARGV: owner, cap, lease, how long a turned-away want lasts.
+# Returns 1 when a slot is taken, else 0 (and wanted is set).
 _TAKE_SLOT = (
     _NOW
     + """
 local lease = tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[2], 1, 'PX', math.ceil(lease * 1000))
+  redis.call('SET', KEYS[2], 1, 'PX', math.ceil(tonumber(ARGV[4]) * 1000))
   return 0
 end
 redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
@@ -240,7 +245,12 @@ def hold(*, bucket: str, seconds: float) -> float:
 
 def take_slot(*, consumer: str, owner: str, cap: int, lease: float) -> bool:
     """Take one of consumer's cap slots for owner's drain until lease seconds from now; False when none is free."""
-    return bool(_run(_TAKE_SLOT, [SLOTS_KEY.format(consumer), WANTED_KEY.format(consumer)], [owner, cap, lease]))
+    # A turned-away drain's want outlasts the longest drain of a slot holder (half the time limit
+    # plus one effect), so the drain that frees the slot still rings for it.
+    wanted = events_settings().task_time_limit
+    return bool(
+        _run(_TAKE_SLOT, [SLOTS_KEY.format(consumer), WANTED_KEY.format(consumer)], [owner, cap, lease, wanted])
+    )
 
 
 def renew_slots(*, consumer: str, owners: list[str], lease: float) -> int:
@@ -355,9 +365,12 @@ def admit(*, consumer: FlowConsumer, owner: str, want: int) -> Permit | None:
 
 
 def slow_down(*, consumer: FlowConsumer, retry_after: float | None) -> float:
-    """Hold consumer's bucket fleet-wide for retry_after seconds (or one period of its rate); return the hold."""
+    """Hold consumer's bucket fleet-wide for retry_after seconds (or one interval of its rate); return the hold."""
     rate = consumer.current_rate
-    seconds = retry_after if retry_after is not None and retry_after > 0 else (rate.per if rate else 1.0)
+    # Without a Retry-After: one interval of the rate (at least a second), then try again; a
+    # Retry-After is honoured up to the longest wait of the consumer's retry schedule.
+    seconds = retry_after if retry_after is not None and retry_after > 0 else max(1.0, rate.interval if rate else 1.0)
+    seconds = min(seconds, consumer.retry.longest_delay)
     try:
         return hold(bucket=consumer.bucket, seconds=seconds)
     except FLOW_ERRORS as error:

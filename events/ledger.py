@@ -100,7 +100,7 @@ def due(*, consumer: str, now: datetime | Now | None = None) -> QuerySet[Deliver
     )
 
 
-def claim(*, consumer: str, owner: str, limit: int) -> Batch:
+def claim(*, consumer: str, owner: str, limit: int, breaker: bool = False) -> Batch:
     """Lease up to limit due deliveries of consumer to owner, live ones first, and record an attempt at each.
 
     One transaction for the batch: the attempts are counted and their rows written before any
@@ -116,14 +116,15 @@ def claim(*, consumer: str, owner: str, limit: int) -> Batch:
         # and resuming rings the consumer again.
         paused = ConsumerControl.objects.filter(consumer=OuterRef("consumer"), paused=True)
         # The breaker: while the consumer's circuit is open, only its probe runs (events.circuit.take_probe).
+        # A consumer that no longer declares one is never held back by a circuit left open.
         tripped = ConsumerControl.objects.filter(consumer=OuterRef("consumer")).exclude(
             circuit=ConsumerControl.Circuit.CLOSED
         )
+        rows = due(consumer=consumer).exclude(Exists(paused))
+        if breaker:
+            rows = rows.exclude(Exists(tripped))
         candidates = list(
-            due(consumer=consumer)
-            .exclude(Exists(paused))
-            .exclude(Exists(tripped))
-            .select_for_update(skip_locked=True)
+            rows.select_for_update(skip_locked=True)
             .order_by(*LANE_ORDER)
             .values_list("id", "event_id", "expires_at")[:limit]
         )
@@ -205,6 +206,19 @@ def _expire(*, consumer: str, candidates: list[tuple[int, UUID, datetime | None]
     return {pk for pk, _event in late}
 
 
+def expire_overdue(*, consumer: str, chunk: int = 500) -> int:
+    """End expired consumer's unheld pending deliveries past their deadline (while no claim runs, an open circuit)."""
+    now = timezone.now()
+    with transaction.atomic():
+        late = list(
+            Delivery.objects.filter(consumer=consumer, status=Delivery.Status.PENDING, expires_at__lte=_db_now())
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=_db_now()))
+            .select_for_update(skip_locked=True)
+            .values_list("id", "event_id", "expires_at")[:chunk]
+        )
+        return len(_expire(consumer=consumer, candidates=late, now=now))
+
+
 def _finish(claims: list[Claim], owner: str, *, outcome: str, error: str, ended: str = "", **change: Any) -> None:
     """Record outcome for held claims (and, when ended, how their deliveries ended) with their tallies."""
     now = timezone.now()
@@ -283,7 +297,8 @@ def defer(*, claim: Claim, owner: str, delay: float, error: BaseException | str)
             error=text,
             due_at=_db_now() + timedelta(seconds=delay),
             last_error=text,
-            attempts_since_replay=F("attempts_since_replay") - 1,
+            # A probe's claim never counted toward the schedule: nothing to give back.
+            **({} if claim.probe else {"attempts_since_replay": F("attempts_since_replay") - 1}),
         )
         tallies.add({(tallies.SLOWED, claim.consumer, ""): 1})
 
@@ -320,13 +335,17 @@ def release(*, claims: list[Claim], owner: str) -> None:
         )
         if not held:
             return
-        Delivery.objects.filter(pk__in=held).update(
-            lease_owner="",
-            lease_until=None,
-            attempts=F("attempts") - 1,
-            attempts_since_replay=F("attempts_since_replay") - 1,
-            updated_at=timezone.now(),
-        )
+        # A probe's claim never counted toward the schedule (attempts_since_replay): only its attempt is given back.
+        probes = {claim.delivery_id for claim in claims if claim.probe}
+        for pks, since_replay in ((held - probes, 1), (held & probes, 0)):
+            if pks:
+                Delivery.objects.filter(pk__in=pks).update(
+                    lease_owner="",
+                    lease_until=None,
+                    attempts=F("attempts") - 1,
+                    attempts_since_replay=F("attempts_since_replay") - since_replay,
+                    updated_at=timezone.now(),
+                )
         DeliveryAttempt.objects.filter(
             pk__in=[claim.attempt_id for claim in claims if claim.delivery_id in held]
         ).delete()

@@ -129,9 +129,8 @@ def _send(message: EmailMultiAlternatives, *, whom: str) -> None:
         # `from None`: the original names the address, and errors end up in logs and the ledger.
         if all(code >= 500 for code in codes):
             raise MailRejectedError(f"mail server refused {whom} ({codes})") from None
-        for code, reason in error.recipients.values():
-            if _rate_limited(code, reason):
-                raise MailRateLimited(f"mail server slowed us down ({code})", code=code) from None
+        # A recipient's 45x (its mailbox receiving too fast, greylisting) is about that recipient,
+        # not our sending rate: the delivery retries on its own schedule, the others go on.
         raise MailDeferredError(f"mail server deferred {whom} ({codes})") from None
     except smtplib.SMTPDataError as error:
         if error.smtp_code >= 500:

@@ -295,3 +295,91 @@ def test_a_bad_probe_interval_is_a_check_error_and_a_bad_breaker_a_declaration_e
     assert problems(EventsSettings(circuit_probe_every=0)) == ["EVENTS_CIRCUIT_PROBE_EVERY must be more than 0, not 0."]
     with pytest.raises(ValueError, match="failures"):
         CircuitBreaker(failures=0)
+
+
+def test_a_probe_told_to_slow_down_closes_the_circuit_and_spends_no_attempt(crm: FakeCRM) -> None:
+    # given: an open circuit whose probe takes a delivery never attempted (attempts_since_replay 0)
+    open_circuit(crm)
+    fresh = Delivery.objects.filter(consumer=CRM, attempts=0).order_by("pk").first()
+    Delivery.objects.filter(consumer=CRM).exclude(pk=fresh.pk).update(due_at=timezone.now() + timedelta(hours=1))
+    Delivery.objects.filter(pk=fresh.pk).update(due_at=timezone.now() - timedelta(hours=1))
+    crm.down = False
+    crm.answer(CRMResponse(status=429, headers={"Retry-After": "1"}))
+    probe_now()
+
+    # when
+    draining.drain(get_consumer(CRM))
+
+    # then: the endpoint answered (a quota): closed; the delivery waits for the hold, its count untouched
+    assert control().circuit == ConsumerControl.Circuit.CLOSED
+    probed = Delivery.objects.get(pk=fresh.pk)
+    assert (probed.status, probed.attempts, probed.attempts_since_replay, probed.lease_owner) == ("pending", 1, 0, "")
+    assert probed.attempt_history.get().outcome == DeliveryAttempt.Outcome.RETRY
+
+
+def test_a_probe_given_back_unstarted_keeps_its_count(crm: FakeCRM) -> None:
+    open_circuit(crm)
+    probe_now()
+    [probe] = circuit.take_probe(consumer=get_consumer(CRM), owner="host-a:1:a")
+    before = Delivery.objects.get(pk=probe.delivery_id)
+
+    ledger.release(claims=[probe], owner="host-a:1:a")
+
+    after = Delivery.objects.get(pk=probe.delivery_id)
+    assert (after.attempts, after.attempts_since_replay) == (before.attempts - 1, before.attempts_since_replay)
+
+
+def test_a_probe_failing_in_our_code_says_nothing_of_the_endpoint(crm: FakeCRM, monkeypatch) -> None:
+    open_circuit(crm)
+    crm.down = False
+    probe_now()
+
+    def broken(event: object) -> None:
+        raise TypeError("a bug in the handler")
+
+    monkeypatch.setattr(get_consumer(CRM), "handler", broken)
+    draining.drain(get_consumer(CRM))
+
+    assert control().circuit != ConsumerControl.Circuit.CLOSED
+    assert len(crm.requests) == THRESHOLD
+
+
+def test_our_own_database_errors_do_not_open_the_circuit(crm: FakeCRM, monkeypatch) -> None:
+    from django.db import OperationalError
+
+    owed(THRESHOLD + 2)
+
+    def database_down(event: object) -> None:
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(get_consumer(CRM), "handler", database_down)
+    draining.drain(get_consumer(CRM))
+
+    assert not ConsumerControl.objects.filter(consumer=CRM).exclude(circuit=ConsumerControl.Circuit.CLOSED).exists()
+    assert Delivery.objects.filter(consumer=CRM, attempts=1).count() == THRESHOLD + 2
+
+
+def test_an_open_circuit_with_only_late_deliveries_expires_them_and_closes(crm: FakeCRM, monkeypatch) -> None:
+    # given: an open circuit whose owed deliveries are all past their deadline
+    open_circuit(crm)
+    Delivery.objects.filter(consumer=CRM).update(expires_at=timezone.now() - timedelta(minutes=1))
+    probe_now()
+
+    # when
+    assert draining.drain(get_consumer(CRM)) == 0
+
+    # then: expired (not sent), and with nothing owed the circuit closes instead of alerting forever
+    assert set(Delivery.objects.filter(consumer=CRM).values_list("status", flat=True)) == {"expired"}
+    assert len(crm.requests) == THRESHOLD
+    assert control().circuit == ConsumerControl.Circuit.CLOSED
+
+
+def test_a_consumer_no_longer_declaring_a_breaker_is_not_held_by_a_circuit_left_open(crm: FakeCRM, monkeypatch) -> None:
+    open_circuit(crm)
+    crm.down = False
+    Delivery.objects.filter(consumer=CRM).update(due_at=timezone.now())
+    monkeypatch.setattr(get_consumer(CRM), "breaker", None)
+
+    run_due(CRM)
+
+    assert not Delivery.objects.filter(consumer=CRM, status=Delivery.Status.PENDING).exists()

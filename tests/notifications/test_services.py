@@ -371,3 +371,21 @@ def test_a_new_confirmation_link_is_sent_once_per_event_and_never_to_a_confirmed
     assert any("/confirm-email/" in link for link in _links(message.body))
     assert skipped is None
     assert Notification.objects.get().kind == Notification.Kind.EMAIL_CONFIRMATION
+
+
+def test_a_recipients_too_fast_reply_is_that_recipients_deferral_not_our_sending_rate(monkeypatch) -> None:
+    import smtplib
+
+    from notifications import services
+    from notifications.services import MailDeferredError, MailRateLimited
+
+    def refused(message: object) -> None:
+        raise smtplib.SMTPRecipientsRefused(
+            {"someone@example.com": (450, b"4.2.1 The user you are trying to contact is receiving mail at a rate")}
+        )
+
+    monkeypatch.setattr(services, "_deliver", refused)
+    with pytest.raises(MailDeferredError) as raised:
+        services._send(object(), whom="the user")
+    assert not isinstance(raised.value, MailRateLimited)
+    assert "someone@example.com" not in str(raised.value)
