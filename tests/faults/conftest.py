@@ -50,6 +50,8 @@ FAST_RECOVERY = {
     "EVENTS_RETRY_CAP": "2",
     "EVENTS_TASK_TIME_LIMIT": "8",
     "CRM_READ_TIMEOUT": "0.5",
+    # A fault that trips a breaker (five failures in a row) heals within a second of its end.
+    "EVENTS_CIRCUIT_PROBE_EVERY": "1",
 }
 
 
