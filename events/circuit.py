@@ -25,10 +25,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from events import ledger, tallies
+from events import ledger
 from events.conf import events_settings
 from events.doorbells import BROKER_ERRORS, DOORBELL_MAX_COUNTDOWN, broker_redis
-from events.models import ConsumerControl, Delivery, DeliveryAttempt
+from events.models import ConsumerControl, Delivery
 from events.publishing import publish
 from events.retry import PermanentError, RateLimited, is_database_unavailable, is_transient
 from events.signals import EventSignal
@@ -215,7 +215,6 @@ def take_probe(*, consumer: Consumer, owner: str) -> list[ledger.Claim]:
     if breaker is None:
         return []
     settings = events_settings()
-    now = timezone.now()
     with transaction.atomic():
         db_now = ledger.DatabaseNow()
         slot = max(breaker.interval, settings.lease)
@@ -226,8 +225,8 @@ def take_probe(*, consumer: Consumer, owner: str) -> list[ledger.Claim]:
             return []
         # The claim expires nothing while the circuit is open: what is past its deadline ends expired here.
         ledger.expire_overdue(consumer=consumer.name)
-        # The oldest owed, due or not (while open, its own back-off is moot), live before backlog;
-        # one past its deadline is no probe (the claim expires it once the circuit closes).
+        # The oldest owed, due or not (while open, its own back-off is moot), live before backlog,
+        # and not past its deadline (one held while the expiry above ran may be).
         ids = list(
             Delivery.objects.filter(consumer=consumer.name, status=Delivery.Status.PENDING)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=db_now))
@@ -246,48 +245,10 @@ def take_probe(*, consumer: Consumer, owner: str) -> list[ledger.Claim]:
                 # The next delivery runs as usual; five failures in a row open the circuit again.
                 close(consumer=consumer, reason="nothing is owed to probe with")
             return []
-        lost = DeliveryAttempt.objects.filter(delivery_id__in=ids, outcome=DeliveryAttempt.Outcome.RUNNING).update(
-            outcome=DeliveryAttempt.Outcome.LOST, finished_at=now, error="its worker stopped before it finished"
-        )
-        tallies.add({(tallies.ATTEMPTS, consumer.name, DeliveryAttempt.Outcome.LOST): lost})
-        # A probe spends no attempt of the retry schedule (attempts_since_replay): an outage makes no dead letter.
-        Delivery.objects.filter(id__in=ids).update(
-            lease_owner=owner, lease_until=ledger.lease_until(), attempts=F("attempts") + 1, updated_at=now
-        )
-        pk, event_id, name, payload, attempts, since_replay, created_at, trace_context = (
-            Delivery.objects.filter(id__in=ids)
-            .values_list(
-                "id",
-                "event_id",
-                "event__name",
-                "event__payload",
-                "attempts",
-                "attempts_since_replay",
-                "created_at",
-                "event__trace_context",
-            )
-            .get()
-        )
-        attempt = DeliveryAttempt.objects.create(
-            delivery_id=pk, number=attempts, worker=owner.rsplit(":", 1)[0], started_at=now
-        )
+        [probe] = ledger.lease(consumer=consumer.name, ids=ids, owner=owner, probe=True)
         _ring_for_probe(consumer, slot)
-    logger.info("Circuit of %s: probing with delivery %s", consumer.name, pk)
-    return [
-        ledger.Claim(
-            delivery_id=pk,
-            event_id=event_id,
-            consumer=consumer.name,
-            event_name=name,
-            payload=payload,
-            attempt_id=attempt.pk,
-            number=attempts,
-            attempts_since_replay=since_replay,
-            created_at=created_at,
-            trace_context=trace_context or {},
-            probe=True,
-        )
-    ]
+    logger.info("Circuit of %s: probing with delivery %s", consumer.name, probe.delivery_id)
+    return [probe]
 
 
 @transaction.atomic

@@ -109,7 +109,6 @@ def claim(*, consumer: str, owner: str, limit: int, breaker: bool = False) -> Ba
     the rows taken, those past their deadline end expired instead (counted in the Batch).
     """
     now = timezone.now()
-    worker = owner.rsplit(":", 1)[0]
     with transaction.atomic():
         # SKIP LOCKED on PostgreSQL: two drains of one consumer take different rows without waiting.
         # A paused consumer's rows wait, due: a pause committed before this statement is honoured,
@@ -130,43 +129,55 @@ def claim(*, consumer: str, owner: str, limit: int, breaker: bool = False) -> Ba
         )
         if not candidates:
             return Batch()
-        # An attempt still "running" belonged to a worker that died: its lease expired.
-        lost = DeliveryAttempt.objects.filter(
-            delivery_id__in=[pk for pk, _event, _expires in candidates], outcome=DeliveryAttempt.Outcome.RUNNING
-        ).update(outcome=DeliveryAttempt.Outcome.LOST, finished_at=now, error="its worker stopped before it finished")
-        tallies.add({(tallies.ATTEMPTS, consumer, DeliveryAttempt.Outcome.LOST): lost})
         expired = _expire(consumer=consumer, candidates=candidates, now=now)
         ids = [pk for pk, _event, _expires in candidates if pk not in expired]
-        if not ids:
-            return Batch(expired=len(expired))
-        Delivery.objects.filter(id__in=ids).update(
-            lease_owner=owner,
-            lease_until=lease_until(),
-            attempts=F("attempts") + 1,
-            attempts_since_replay=F("attempts_since_replay") + 1,
-            updated_at=now,
+        claims = lease(consumer=consumer, ids=ids, owner=owner)
+    return Batch(claims, expired=len(expired))
+
+
+def lease(*, consumer: str, ids: list[int], owner: str, probe: bool = False) -> list[Claim]:
+    """Lease the locked rows ids to owner and record an attempt at each (inside the caller's transaction).
+
+    A probe (events.circuit) counts its attempt in the history but not toward the retry schedule
+    (attempts_since_replay): an outage of any length makes no dead letter.
+    """
+    if not ids:
+        return []
+    now = timezone.now()
+    # An attempt still "running" belonged to a worker that died: its lease expired.
+    lost = DeliveryAttempt.objects.filter(delivery_id__in=ids, outcome=DeliveryAttempt.Outcome.RUNNING).update(
+        outcome=DeliveryAttempt.Outcome.LOST, finished_at=now, error="its worker stopped before it finished"
+    )
+    tallies.add({(tallies.ATTEMPTS, consumer, DeliveryAttempt.Outcome.LOST): lost})
+    Delivery.objects.filter(id__in=ids).update(
+        lease_owner=owner,
+        lease_until=lease_until(),
+        attempts=F("attempts") + 1,
+        attempts_since_replay=F("attempts_since_replay") + (0 if probe else 1),
+        updated_at=now,
+    )
+    rows = list(
+        Delivery.objects.filter(id__in=ids)
+        .order_by(*LANE_ORDER)
+        .values_list(
+            "id",
+            "event_id",
+            "event__name",
+            "event__payload",
+            "attempts",
+            "attempts_since_replay",
+            "created_at",
+            "event__trace_context",
         )
-        rows = list(
-            Delivery.objects.filter(id__in=ids)
-            .order_by(*LANE_ORDER)
-            .values_list(
-                "id",
-                "event_id",
-                "event__name",
-                "event__payload",
-                "attempts",
-                "attempts_since_replay",
-                "created_at",
-                "event__trace_context",
-            )
-        )
-        started = DeliveryAttempt.objects.bulk_create(
-            [
-                DeliveryAttempt(delivery_id=pk, number=attempts, worker=worker, started_at=now)
-                for pk, _event, _name, _payload, attempts, _since_replay, _created, _trace in rows
-            ]
-        )
-    claims = [
+    )
+    worker = owner.rsplit(":", 1)[0]
+    started = DeliveryAttempt.objects.bulk_create(
+        [
+            DeliveryAttempt(delivery_id=pk, number=attempts, worker=worker, started_at=now)
+            for pk, _event, _name, _payload, attempts, _since_replay, _created, _trace in rows
+        ]
+    )
+    return [
         Claim(
             delivery_id=pk,
             event_id=event_id,
@@ -178,12 +189,12 @@ def claim(*, consumer: str, owner: str, limit: int, breaker: bool = False) -> Ba
             attempts_since_replay=since_replay,
             created_at=created_at,
             trace_context=trace_context or {},
+            probe=probe,
         )
         for (pk, event_id, name, payload, attempts, since_replay, created_at, trace_context), row in zip(
             rows, started, strict=True
         )
     ]
-    return Batch(claims, expired=len(expired))
 
 
 def _expire(*, consumer: str, candidates: list[tuple[int, UUID, datetime | None]], now: datetime) -> set[int]:
