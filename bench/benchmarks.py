@@ -6,18 +6,16 @@ import os
 import random
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 from celery import current_app
-from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from bench.flow import backfill_lag, crm_outage, quota_recovery
+from bench.flow import backfill_lag, bulk_users, crm_outage, quota_recovery
 from bench.harness import PASSWORD, Bench, Figure, figure, percentile, resident_memory
 from devtools.fakes import CRMResponse, FakeCRM, SMTPSink
 from devtools.processes import WebServer, wait_until
@@ -553,13 +551,8 @@ def sweep_scale(bench: Bench) -> list[Figure]:
 
 def bulk_events(count: int) -> list[Delivery]:
     """Create count users, their UserCreated events and pending deliveries in bulk; return the deliveries."""
-    password = make_password(PASSWORD)
     now = timezone.now()
-    users = User.objects.bulk_create(
-        [User(email=f"bulk-{uuid.uuid4().hex}@example.com", name="Bench", password=password) for _ in range(count)]
-    )
-    if users and users[0].pk is None:  # backends that return no ids
-        users = list(User.objects.order_by("-pk")[:count])
+    users = bulk_users(count, prefix="bulk")
     events = [UserCreated(user_id=user.pk, source=UserCreationSource.SERVICE, occurred_at=now) for user in users]
     Event.objects.bulk_create(
         [

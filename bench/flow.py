@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import uuid
 from datetime import timedelta
 
 from django.contrib.auth.hashers import make_password
@@ -54,15 +55,21 @@ def crm_env(crm: FakeCRM, **extra: str) -> dict[str, str]:
     return {"CRM_BACKEND": "crm.backends.http.CRMBackend", "CRM_API_URL": crm.url, **FLOW_RETRY, **extra}
 
 
-def owed_contacts(count: int, *, occurred_at: timezone.datetime, with_delivery: bool = True) -> list[User]:
-    """Create count users and their UserCreated events in bulk, each owed only its CRM contact (or nothing yet)."""
+def bulk_users(count: int, *, prefix: str) -> list[User]:
+    """Create count users in one insert (their e-mail addresses unique to this call)."""
     password = make_password(PASSWORD)
-    stamp = time.monotonic_ns()
+    stamp = uuid.uuid4().hex
     users = User.objects.bulk_create(
-        [User(email=f"owed-{stamp}-{n}@example.com", name="Bench", password=password) for n in range(count)]
+        [User(email=f"{prefix}-{stamp}-{n}@example.com", name="Bench", password=password) for n in range(count)]
     )
     if users and users[0].pk is None:  # backends that return no ids
         users = list(User.objects.order_by("-pk")[:count])
+    return users
+
+
+def owed_contacts(count: int, *, occurred_at: timezone.datetime, with_delivery: bool = True) -> list[User]:
+    """Create count users and their UserCreated events in bulk, each owed only its CRM contact (or nothing yet)."""
+    users = bulk_users(count, prefix="owed")
     facts = [
         UserCreated(user_id=user.pk, source=UserCreationSource.SERVICE, occurred_at=occurred_at + timedelta(seconds=n))
         for n, user in enumerate(users)

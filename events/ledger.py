@@ -280,9 +280,14 @@ def still_held(*, claims: list[Claim], owner: str) -> list[Claim]:
     return [claim for claim in claims if claim.delivery_id in held]
 
 
-def retry_later(*, claim: Claim, owner: str, delay: float, error: BaseException | str) -> None:
-    """Give a held delivery back, due again in delay seconds, before any doorbell for it is rung."""
+def retry_later(*, claim: Claim, owner: str, delay: float, error: BaseException | str, spent: bool = True) -> None:
+    """Give a held delivery back, due again in delay seconds, before any doorbell for it is rung.
+
+    spent=False: its attempt stays in the history but does not count toward its retry schedule.
+    """
     text = describe(error)
+    # A probe's claim never counted toward the schedule: nothing to give back.
+    unspent = {} if spent or claim.probe else {"attempts_since_replay": F("attempts_since_replay") - 1}
     _finish(
         [claim],
         owner,
@@ -290,27 +295,14 @@ def retry_later(*, claim: Claim, owner: str, delay: float, error: BaseException 
         error=text,
         due_at=_db_now() + timedelta(seconds=delay),
         last_error=text,
+        **unspent,
     )
 
 
 def defer(*, claim: Claim, owner: str, delay: float, error: BaseException | str) -> None:
-    """Give a held delivery back due in delay seconds without spending an attempt (the provider said slow down).
-
-    The attempt row still records the refusal; attempts_since_replay, what its retry schedule
-    counts, is not increased by it.
-    """
-    text = describe(error)
+    """Give a held delivery back due in delay seconds without spending an attempt (the provider said slow down)."""
     with transaction.atomic():
-        _finish(
-            [claim],
-            owner,
-            outcome=DeliveryAttempt.Outcome.RETRY,
-            error=text,
-            due_at=_db_now() + timedelta(seconds=delay),
-            last_error=text,
-            # A probe's claim never counted toward the schedule: nothing to give back.
-            **({} if claim.probe else {"attempts_since_replay": F("attempts_since_replay") - 1}),
-        )
+        retry_later(claim=claim, owner=owner, delay=delay, error=error, spent=False)
         tallies.add({(tallies.SLOWED, claim.consumer, ""): 1})
 
 
