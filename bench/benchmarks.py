@@ -510,7 +510,7 @@ def sweep_scale(bench: Bench) -> list[Figure]:
     query = (
         ledger.due(consumer=CONSUMERS[0], now=now)
         .select_for_update(skip_locked=True)
-        .order_by("due_at", "id")
+        .order_by(*ledger.LANE_ORDER)
         .values_list("id", flat=True)[:100]
     )
     with transaction.atomic():  # select_for_update compiles only inside one
@@ -526,7 +526,8 @@ def sweep_scale(bench: Bench) -> list[Figure]:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(explain + sql, params)
         plan = "\n".join(" ".join(str(part) for part in row) for row in cursor.fetchall())
-    uses_index = "events_delivery_pending_due" in plan
+    # Either of the pending rows' partial indexes: by due time, or by lane and due time (the claim's order).
+    uses_index = "events_delivery_pending_" in plan
     median = sorted(timings)[len(timings) // 2]
     # Leave no owed delivery behind for a later benchmark to wait on, nor a million rows.
     Delivery.objects.filter(pk__in=[d.pk for d in owed]).delete()
@@ -541,7 +542,7 @@ def sweep_scale(bench: Bench) -> list[Figure]:
             timings,
             target="< 10, index scan",
             met=median < 10 and uses_index,
-            note=f"{connection.vendor}; plan uses events_delivery_pending_due: {uses_index}",
+            note=f"{connection.vendor}; plan uses a pending index: {uses_index}",
         )
     ]
 

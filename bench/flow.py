@@ -225,7 +225,7 @@ def crm_outage(bench: Bench) -> list[Figure]:
         crm.stop()
     failed = Delivery.objects.filter(consumer=CRM_CONSUMER, status=Delivery.Status.FAILED).count()
     breaker = crm_consumer().breaker
-    interval = breaker.probe_every if breaker else None
+    interval = breaker.interval if breaker else None
     allowed_requests = math.ceil(outage / interval) + breaker.failures if breaker else None
     name = "8b. CRM outage"
     return [
