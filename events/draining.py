@@ -88,12 +88,19 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
     ran = 0
     # The breaker's count of failures in a row is reset by the batch's first success, and the first after a failure.
     reset_due = True
+    next_look = 0.0
     try:
         with consumer.session() if consumer.session else nullcontext():
             for index, claim in enumerate(claimed):
                 if time.monotonic() > deadline:
                     ledger.release(claims=claimed[index:], owner=owner)
                     break
+                if claim.backlog and index and time.monotonic() >= next_look:
+                    next_look = time.monotonic() + LIVE_LOOK_EVERY
+                    if ledger.live_waiting(consumer=consumer.name):
+                        # Live work came in behind this backlog batch: it goes first (the rest is given back).
+                        ledger.release(claims=claimed[index:], owner=owner)
+                        break
                 # Every line about this delivery (the handler's, its outcome's) carries its event id.
                 with logcontext.event_scope(claim.event_id):
                     if not ledger.hold(claim=claim, owner=owner):
@@ -133,6 +140,10 @@ def _drain_one_by_one(consumer: Consumer, claimed: list[ledger.Claim], owner: st
     finally:
         _complete(consumer, done, owner)
     return ran
+
+
+# A drain of backlog rows looks for live work of its consumer at most this often (one indexed EXISTS).
+LIVE_LOOK_EVERY = 0.1
 
 
 class SlowedDown(Exception):

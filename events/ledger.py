@@ -45,6 +45,8 @@ class Claim:
     trace_context: dict[str, str]
     #: Taken as the probe of an open circuit (events.circuit): it spends no attempt of the retry schedule.
     probe: bool = False
+    #: Made due by a replay or a backfill: it yields to live work of its consumer, even mid-batch.
+    backlog: bool = False
 
 
 class Batch(list[Claim]):
@@ -98,6 +100,11 @@ def due(*, consumer: str, now: datetime | Now | None = None) -> QuerySet[Deliver
     return Delivery.objects.filter(consumer=consumer, status=Delivery.Status.PENDING, due_at__lte=now).filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     )
+
+
+def live_waiting(*, consumer: str) -> bool:
+    """Return whether a live delivery of consumer (not a replay's or a backfill's) is due and unheld."""
+    return due(consumer=consumer).filter(backlog=False).exists()
 
 
 def claim(*, consumer: str, owner: str, limit: int, breaker: bool = False) -> Batch:
@@ -168,13 +175,14 @@ def lease(*, consumer: str, ids: list[int], owner: str, probe: bool = False) -> 
             "attempts_since_replay",
             "created_at",
             "event__trace_context",
+            "backlog",
         )
     )
     worker = owner.rsplit(":", 1)[0]
     started = DeliveryAttempt.objects.bulk_create(
         [
             DeliveryAttempt(delivery_id=pk, number=attempts, worker=worker, started_at=now)
-            for pk, _event, _name, _payload, attempts, _since_replay, _created, _trace in rows
+            for pk, _event, _name, _payload, attempts, _since_replay, _created, _trace, _backlog in rows
         ]
     )
     return [
@@ -190,8 +198,9 @@ def lease(*, consumer: str, ids: list[int], owner: str, probe: bool = False) -> 
             created_at=created_at,
             trace_context=trace_context or {},
             probe=probe,
+            backlog=backlog,
         )
-        for (pk, event_id, name, payload, attempts, since_replay, created_at, trace_context), row in zip(
+        for (pk, event_id, name, payload, attempts, since_replay, created_at, trace_context, backlog), row in zip(
             rows, started, strict=True
         )
     ]

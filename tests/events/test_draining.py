@@ -353,3 +353,33 @@ def test_one_bad_event_in_a_bulk_batch_fails_alone(monkeypatch: pytest.MonkeyPat
     )
     statuses = dict(Delivery.objects.filter(consumer=AUDIT).values_list("event_id", "status"))
     assert [statuses[event.event_id] for event in events] == ["done", "failed", "done"]
+
+
+def test_a_drain_of_backlog_rows_yields_mid_batch_to_live_work_that_came_in(crm, monkeypatch) -> None:
+    # given: five backlog CRM deliveries (a backfill's) claimed as one batch
+    for _ in range(5):
+        UserCreatedFactory()
+    Delivery.objects.filter(consumer="crm.sync_contact").update(backlog=True)
+    consumer = get_consumer("crm.sync_contact")
+    monkeypatch.setattr(draining, "LIVE_LOOK_EVERY", 0)
+    claimed = ledger.claim(consumer=consumer.name, owner="host:1:a", limit=5)
+    assert [claim.backlog for claim in claimed] == [True] * 5
+    sync = consumer.handler
+    arrived: list[object] = []
+
+    def first_then_a_signup(event: object) -> None:
+        sync(event)
+        if not arrived:
+            arrived.append(UserCreatedFactory())  # a new user's live delivery, while the batch runs
+
+    monkeypatch.setattr(consumer, "handler", first_then_a_signup)
+
+    # when
+    ran = draining._drain_one_by_one(consumer, claimed, "host:1:a")
+
+    # then: one backlog effect ran; the other four went back unstarted; the next claim takes the live one first
+    assert ran == 1 and len(crm.requests) == 1
+    given_back = Delivery.objects.filter(pk__in=[claim.delivery_id for claim in claimed[1:]])
+    assert {(row.attempts, row.lease_owner) for row in given_back} == {(0, "")}
+    [first, *_rest] = ledger.claim(consumer=consumer.name, owner="host:1:b", limit=5)
+    assert not first.backlog
